@@ -1,0 +1,1 @@
+"""Public side of recording-receiver: the callback app and the pure contract shared with workers."""

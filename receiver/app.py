@@ -1,0 +1,55 @@
+"""The public ASGI app: callback routes per source plus health checks, wired in one factory."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from receiver import logs
+from receiver.accounts import load_accounts
+from receiver.callbacks import CallbackEndpoint, Deps
+from receiver.enqueue import Enqueuer
+from receiver.events import Source
+from receiver.health import healthz, readyz
+from receiver.job_template import JobTemplate
+from receiver.settings import Settings, load_settings
+from receiver.sources import Parser, voice
+
+PARSERS: dict[Source, Parser] = {
+    Source.VOICE: voice.parse,
+}
+
+log = logs.get("receiver.app")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    if not settings.redis_url:
+        raise ValueError("REDIS_URL is not set (use `recording-receiver up` for an embedded Redis)")
+    accounts = load_accounts(settings)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    template = JobTemplate(settings.queue_name, settings.job_timeout_seconds, settings.retry_max)
+    deps = Deps(settings=settings, accounts=accounts, enqueuer=Enqueuer(redis, template, settings.ledger_ttl_seconds))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not settings.public_base_url and not settings.trust_proxy_headers:
+            log.warning("PUBLIC_BASE_URL is not set: signatures are checked against the Host header")
+        if accounts.default is None and not list(accounts):
+            log.warning("no Twilio account configured: every callback will be rejected")
+        yield
+        await redis.aclose()
+
+    routes = [
+        Route(f"/twilio/recordings/{source.value}", CallbackEndpoint(source, parser, deps).handle, methods=["GET", "POST"])
+        for source, parser in PARSERS.items()
+    ]
+    routes += [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.redis = redis
+    app.state.deps = deps
+    return app

@@ -1,0 +1,150 @@
+"""The callback endpoint: read, verify, parse, dedupe-and-enqueue, answer — in that order."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from receiver import logs
+from receiver.accounts import AccountBook
+from receiver.body import BodyTooLarge, read_limited
+from receiver.enqueue import Enqueuer
+from receiver.errors import BadCallback
+from receiver.events import RecordingEvent, Source
+from receiver.form import Params, parse_params
+from receiver.settings import Settings
+from receiver.signature import SETTINGS_HEADER, SIGNATURE_HEADER, verify
+from receiver.signed_url import RequestLine, signed_url
+from receiver.sources import Ignored, Parser
+
+log = logs.get("receiver.callbacks")
+
+_FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+
+
+@dataclass
+class Deps:
+    """What every callback endpoint shares; built once in the app's lifespan."""
+
+    settings: Settings
+    accounts: AccountBook
+    enqueuer: Enqueuer
+
+
+def _reply(status: int, reason: str = "") -> Response:
+    return PlainTextResponse(reason + "\n" if reason else "", status_code=status) if reason else Response(status_code=status)
+
+
+def _request_line(request: Request) -> RequestLine:
+    scope = request.scope
+    return RequestLine(
+        scheme=scope.get("scheme", "http"),
+        host=request.headers.get("host"),
+        raw_path=scope.get("raw_path") or scope["path"].encode(),
+        query_string=scope.get("query_string", b""),
+        forwarded_proto=request.headers.get("x-forwarded-proto"),
+        forwarded_host=request.headers.get("x-forwarded-host"),
+    )
+
+
+def _json_params(body: bytes) -> Params:
+    """A JSON callback (signed with bodySHA256) as flat params for the source parser."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise BadCallback("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadCallback("JSON body is not an object")
+    params = Params()
+    for name, value in data.items():
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            params[str(name)] = [str(value)]
+    return params
+
+
+class CallbackEndpoint:
+    """One per source; its `handle` is the route's endpoint."""
+
+    def __init__(self, source: Source, parser: Parser, deps: Deps) -> None:
+        self.source = source
+        self.parser = parser
+        self.deps = deps
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            return await self._handle(request)
+        except BodyTooLarge:
+            log.warning("callback rejected", source=self.source.value, status=413, reason="body over limit")
+            return _reply(413, "body too large")
+
+    async def _read(self, request: Request) -> tuple[Params | str, Params] | Response:
+        """The params as signed (form params, or the raw JSON text) and as parsed."""
+        if request.method == "GET":
+            params = parse_params(request.scope.get("query_string", b""))
+            return Params(), params
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in (_FORM, _JSON):
+            log.warning("callback rejected", source=self.source.value, status=415, reason=f"content type {ctype[:60]!r}")
+            return _reply(415, "expected application/x-www-form-urlencoded")
+        body = await read_limited(request, self.deps.settings.max_body_bytes)
+        if ctype == _JSON:
+            try:
+                return body.decode("utf-8"), _json_params(body)
+            except UnicodeDecodeError:
+                return _reply(403, "forbidden")
+        params = parse_params(body)
+        return params, params
+
+    async def _handle(self, request: Request) -> Response:
+        try:
+            read = await self._read(request)
+        except BadCallback as exc:
+            # Undecodable bodies cannot carry a valid signature; say so without trusting them.
+            log.warning("callback rejected", source=self.source.value, status=403, reason=exc.reason)
+            return _reply(403, "forbidden")
+        if isinstance(read, Response):
+            return read
+        signed_params, params = read
+        settings = self.deps.settings
+        url = signed_url(_request_line(request), settings.public_base_url, settings.trust_proxy_headers)
+        verdict = verify(
+            url,
+            signed_params,
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(SETTINGS_HEADER),
+            self.deps.accounts.tokens_for(params.first("AccountSid")),
+        )
+        if not verdict.ok:
+            log.warning("signature rejected", source=self.source.value, status=403, reason=verdict.reason, url=url)
+            return _reply(403, "forbidden")
+        try:
+            parsed = self.parser(params)
+        except BadCallback as exc:
+            log.warning("callback rejected", source=self.source.value, status=400, reason=exc.reason)
+            return _reply(400, exc.reason)
+        if isinstance(parsed, Ignored):
+            log.info("callback ignored", source=self.source.value, sid=parsed.sid, reason=parsed.reason)
+            return _reply(204)
+        return await self._enqueue(parsed, verdict.matched)
+
+    async def _enqueue(self, event: RecordingEvent, matched: str | None) -> Response:
+        try:
+            result = await self.deps.enqueuer.submit(event)
+        except (RedisError, OSError) as exc:
+            log.error("enqueue failed", source=event.source.value, sid=event.sid, error=type(exc).__name__)
+            return _reply(503, "temporarily unavailable")
+        log.info(
+            "callback accepted",
+            source=event.source.value,
+            sid=event.sid,
+            status=event.status.value,
+            outcome=result.outcome.value,
+            job_id=result.job_id,
+            token=matched,
+        )
+        return _reply(204)

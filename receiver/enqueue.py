@@ -1,0 +1,86 @@
+"""Dedupe and enqueue an event in one atomic Redis round trip (a Lua script)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from redis.asyncio import Redis
+
+from receiver import keys
+from receiver.events import RecordingEvent
+from receiver.job_template import JobTemplate
+
+# KEYS: ledger, job hash, queue list, rq:queues set, timeline, recordings index
+# ARGV: job id, ledger ttl, queue key, timeline entry (accepted), timeline entry (duplicate),
+#       index member, index score, timeline limit, then the job's HSET field/value pairs.
+_SCRIPT = """
+local fresh = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+if fresh then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 9))
+  redis.call('RPUSH', KEYS[3], ARGV[1])
+  redis.call('SADD', KEYS[4], ARGV[3])
+  redis.call('RPUSH', KEYS[5], ARGV[4])
+  redis.call('ZADD', KEYS[6], 'NX', ARGV[7], ARGV[6])
+else
+  redis.call('RPUSH', KEYS[5], ARGV[5])
+end
+redis.call('LTRIM', KEYS[5], -tonumber(ARGV[8]), -1)
+if fresh then return 1 else return 0 end
+"""
+
+
+class Outcome(str, Enum):
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    outcome: Outcome
+    job_id: str
+
+
+def _entry(event: RecordingEvent, verdict: str, job_id: str) -> str:
+    return json.dumps(
+        {"at": time.time(), "kind": event.origin.value, "status": event.status.value, "verdict": verdict, "job_id": job_id},
+        separators=(",", ":"),
+    )
+
+
+class Enqueuer:
+    """Owns the script and the job template; one per process, shared by all requests."""
+
+    def __init__(self, redis: Redis, template: JobTemplate, ledger_ttl: int) -> None:
+        self._redis = redis
+        self._template = template
+        self._ledger_ttl = ledger_ttl
+        self._script: Any = redis.register_script(_SCRIPT)
+
+    async def submit(self, event: RecordingEvent) -> EnqueueResult:
+        job_id = keys.job_id(event)
+        description = f"{event.source.value} {event.sid} {event.status.value} ({event.origin.value})"
+        argv: list[Any] = [
+            job_id,
+            self._ledger_ttl,
+            self._template.queue_key,
+            _entry(event, "queued", job_id),
+            _entry(event, "duplicate", job_id),
+            event.key,
+            int(time.time() * 1000),
+            keys.TIMELINE_LIMIT,
+            *self._template.fields(event.to_payload(), description),
+        ]
+        keys_ = [
+            keys.ledger_key(event),
+            f"rq:job:{job_id}",
+            self._template.queue_key,
+            "rq:queues",
+            keys.timeline_key(event.source.value, event.sid),
+            keys.RECORDINGS_INDEX,
+        ]
+        fresh = await self._script(keys=keys_, args=argv)
+        return EnqueueResult(Outcome.QUEUED if fresh else Outcome.DUPLICATE, job_id)

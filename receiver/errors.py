@@ -1,0 +1,11 @@
+"""Errors the pure layer raises; each carries a reason that is safe to show a caller."""
+
+from __future__ import annotations
+
+
+class BadCallback(ValueError):
+    """A callback that is signed correctly but cannot be understood (answered 400)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,31 @@
+"""Parses a urlencoded body or query string once, into the multi-valued mapping Twilio signs."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from receiver.errors import BadCallback
+
+
+class Params(dict[str, list[str]]):
+    """Every value of every parameter, in the shape `RequestValidator.get_values` understands."""
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+    def first(self, name: str) -> str | None:
+        values = self.get(name)
+        return values[0] if values else None
+
+
+def parse_params(raw: bytes | str) -> Params:
+    """Decode strictly: a body that is not UTF-8 cannot have been signed by Twilio."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadCallback(f"body is not valid urlencoded UTF-8: {type(exc).__name__}") from None
+    params = Params()
+    for name, value in pairs:
+        params.setdefault(name, []).append(value)
+    return params

@@ -1,0 +1,41 @@
+"""Names of everything the pipeline keeps in Redis, in one place for receiver, workers and console."""
+
+from __future__ import annotations
+
+from receiver.events import RecordingEvent
+
+PREFIX = "rr"
+JOB_FUNCTION = "workers.jobs.process_recording"
+RECONCILE_FUNCTION = "workers.jobs.reconcile"
+
+# Every recording, newest first: member "{source}:{sid}", score = first seen (epoch ms).
+RECORDINGS_INDEX = f"{PREFIX}:recordings"
+TIMELINE_LIMIT = 200
+
+
+def ledger_key(event: RecordingEvent) -> str:
+    """One per (recording, status): the dedupe record. Outlives RQ's job TTL on purpose."""
+    return f"{PREFIX}:ledger:{event.source.value}:{event.sid}:{event.status.value}"
+
+
+def job_id(event: RecordingEvent) -> str:
+    return f"rr-{event.source.value}-{event.sid}-{event.status.value}"
+
+
+def recording_key(source: str, sid: str) -> str:
+    """Hash with the recording's current state, metadata pointers and search fields."""
+    return f"{PREFIX}:rec:{source}:{sid}"
+
+
+def timeline_key(source: str, sid: str) -> str:
+    """List of JSON entries: callbacks, job attempts, reconciler finds, replays."""
+    return f"{PREFIX}:timeline:{source}:{sid}"
+
+
+def related_key(parent_sid: str) -> str:
+    """Set of "{source}:{sid}" recordings belonging to a call, conference or room."""
+    return f"{PREFIX}:related:{parent_sid}"
+
+
+def archive_lock_key(source: str, sid: str) -> str:
+    return f"{PREFIX}:archiving:{source}:{sid}"

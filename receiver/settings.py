@@ -1,0 +1,73 @@
+"""Every setting, read from the environment in one place and passed around explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of every role. Secrets are `SecretStr`, so a repr or log never shows them."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    # Redis: unset means `up` starts an embedded redis-server under DATA_DIR.
+    redis_url: str | None = None
+
+    # Callback verification.
+    public_base_url: str | None = Field(
+        default=None, description="Scheme and host Twilio calls, e.g. https://hooks.example.com"
+    )
+    trust_proxy_headers: bool = Field(
+        default=False, description="Rebuild the signed URL from X-Forwarded-Proto/Host"
+    )
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_auth_token_secondary: SecretStr | None = None
+    twilio_api_key_sid: str | None = None
+    twilio_api_key_secret: SecretStr | None = None
+    twilio_accounts_file: Path | None = Field(
+        default=None, description="JSON file of subaccounts: {AC…: {auth_token, …}}"
+    )
+
+    # Twilio REST hosts; override to point at a stand-in or an egress proxy.
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_video_base_url: str = "https://video.twilio.com"
+    twilio_media_base_url: str = "https://media.twilio.com"
+    twilio_timeout_seconds: float = 15.0
+
+    # Storage and the embedded Redis.
+    data_dir: Path = Path("data")
+    storage_dir: Path | None = Field(default=None, description="Defaults to DATA_DIR/recordings")
+    media_format: Literal["wav", "mp3"] = "wav"
+
+    # Receiver behaviour.
+    max_body_bytes: int = 64 * 1024
+    queue_name: str = "recordings"
+    # Must outlive every RQ job and retry, so a late duplicate is still recognised.
+    ledger_ttl_seconds: int = 90 * 24 * 3600
+
+    # Worker behaviour.
+    job_timeout_seconds: int = 900
+    retry_max: int = 8
+    not_found_retries: int = 3
+
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("public_base_url", "twilio_api_base_url", "twilio_video_base_url", "twilio_media_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def storage_path(self) -> Path:
+        return self.storage_dir or self.data_dir / "recordings"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; explicit overrides win (used by the CLI and tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

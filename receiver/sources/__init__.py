@@ -1,0 +1,20 @@
+"""One parser per recording source, each turning a verified callback into a RecordingEvent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from receiver.events import RecordingEvent
+from receiver.form import Params
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A well-formed callback we acknowledge but do not queue (unknown status, other room event)."""
+
+    reason: str
+    sid: str | None = None
+
+
+Parser = Callable[[Params], RecordingEvent | Ignored]

@@ -1,0 +1,48 @@
+"""Field readers shared by the source parsers: required values and SID checks with clear reasons."""
+
+from __future__ import annotations
+
+from receiver.errors import BadCallback
+from receiver.form import Params
+from receiver.sids import is_sid
+
+
+def required(params: Params, name: str) -> str:
+    value = params.first(name)
+    if not value:
+        raise BadCallback(f"{name} is missing")
+    return value
+
+
+def sid(params: Params, name: str, prefix: str, *, optional: bool = False) -> str | None:
+    value = params.first(name)
+    if not value:
+        if optional:
+            return None
+        raise BadCallback(f"{name} is missing")
+    if not is_sid(value, prefix):
+        raise BadCallback(f"{name} is not a {prefix} SID")
+    return value
+
+
+def required_sid(params: Params, name: str, prefix: str) -> str:
+    value = sid(params, name, prefix)
+    assert value is not None
+    return value
+
+
+def kept(params: Params, names: tuple[str, ...]) -> dict[str, str]:
+    """The named fields that were sent, first value of each."""
+    out = {}
+    for name in names:
+        value = params.first(name)
+        if value is not None and value != "":
+            out[name] = value
+    return out
+
+
+def integer(params: Params, name: str) -> None:
+    """Reject a present-but-garbled number; Twilio always sends digits."""
+    value = params.first(name)
+    if value not in (None, "") and not value.lstrip("-").isdigit():
+        raise BadCallback(f"{name} is not a number")

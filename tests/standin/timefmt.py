@@ -1,0 +1,61 @@
+"""Date formatting (RFC 2822, ISO 8601) and parsing of Twilio date filter values."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from email.utils import format_datetime
+
+
+class BadDate(ValueError):
+    """A filter value that is neither YYYY-MM-DD nor an ISO 8601 datetime."""
+
+
+def utc(dt: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, aware ones converted to it."""
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def rfc2822(dt: datetime) -> str:
+    """'Fri, 14 Oct 2016 21:56:34 +0000', the 2010-04-01 and 2008-08-01 style."""
+    return format_datetime(utc(dt).replace(microsecond=0))
+
+
+def iso8601(dt: datetime) -> str:
+    """'2015-07-30T20:00:00Z', the v1 APIs' style (second resolution, Z suffix)."""
+    return utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_filter(value: str) -> date | datetime:
+    """A bare date stays a `date` (day granularity); anything with a time becomes aware UTC."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError as exc:
+        raise BadDate(value) from exc
+
+
+def parse_datetime(value: str) -> datetime:
+    """ISO 8601 datetime (or date, taken as midnight UTC) for v1 DateCreatedAfter/Before."""
+    parsed = parse_filter(value)
+    if isinstance(parsed, datetime):
+        return parsed
+    return datetime(parsed.year, parsed.month, parsed.day, tzinfo=timezone.utc)
+
+
+def on_or_after(created: datetime, bound: date | datetime) -> bool:
+    if isinstance(bound, datetime):
+        return utc(created) >= bound
+    return utc(created).date() >= bound
+
+
+def on_or_before(created: datetime, bound: date | datetime) -> bool:
+    if isinstance(bound, datetime):
+        return utc(created) <= bound
+    return utc(created).date() <= bound
+
+
+def same_day(created: datetime, bound: date | datetime) -> bool:
+    day = bound.date() if isinstance(bound, datetime) else bound
+    return utc(created).date() == day

@@ -1,0 +1,71 @@
+"""The recordings catalog in Redis: current state (only ever moving forward), fields, timeline."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from redis import Redis
+
+from receiver import keys
+from receiver.events import STATUS_RANK, RecordingEvent
+
+# A state moves only to a higher rank; at equal rank the first final status stays (a re-run of
+# the same status is allowed through so that an interrupted job can finish its work).
+_TRANSITION = """
+local rank = redis.call('HGET', KEYS[1], 'rank')
+local status = redis.call('HGET', KEYS[1], 'status')
+if rank then
+  if tonumber(rank) > tonumber(ARGV[2]) then return {0, status} end
+  if tonumber(rank) == tonumber(ARGV[2]) and status ~= ARGV[1] then return {0, status} end
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], unpack(ARGV, 4))
+redis.call('HSETNX', KEYS[1], 'first_seen_at', ARGV[3])
+return {1, status or ''}
+"""
+
+
+class Catalog:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._transition = redis.register_script(_TRANSITION)
+
+    def advance(self, event: RecordingEvent) -> tuple[bool, str]:
+        """Record the event's status if it moves the recording forward; returns (moved, previous)."""
+        now = time.time()
+        fields: list[Any] = [
+            "source", event.source.value, "sid", event.sid, "account_sid", event.account_sid,
+            "updated_at", now,
+        ]
+        for name, value in event.related.items():
+            fields += [name, value]
+        if event.error_code:
+            fields += ["error_code", event.error_code]
+        key = keys.recording_key(event.source.value, event.sid)
+        moved, previous = self._transition(keys=[key], args=[event.status.value, STATUS_RANK[event.status], now, *fields])
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(keys.RECORDINGS_INDEX, {event.key: int(now * 1000)}, nx=True)
+        for parent in event.related.values():
+            pipe.sadd(keys.related_key(parent), event.key)
+        pipe.execute()
+        prev = previous.decode() if isinstance(previous, bytes) else str(previous or "")
+        return bool(moved), prev
+
+    def update(self, source: str, sid: str, **fields: Any) -> None:
+        clean = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in fields.items() if v is not None}
+        if clean:
+            self.redis.hset(keys.recording_key(source, sid), mapping=clean)
+
+    def get(self, source: str, sid: str) -> dict[str, str]:
+        raw = self.redis.hgetall(keys.recording_key(source, sid))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def note(self, source: str, sid: str, **entry: Any) -> None:
+        """Append to the recording's timeline (bounded), for the console."""
+        entry.setdefault("at", time.time())
+        key = keys.timeline_key(source, sid)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.rpush(key, json.dumps(entry, separators=(",", ":"), default=str))
+        pipe.ltrim(key, -keys.TIMELINE_LIMIT, -1)
+        pipe.execute()

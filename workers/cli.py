@@ -1,0 +1,141 @@
+"""The `recording-receiver` command: up, serve, worker, simulate, check."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from receiver import logs
+from receiver.settings import Settings, load_settings
+
+ROUTES = ("voice",)
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
+
+
+@click.group()
+def main() -> None:
+    """Catch every Twilio recording: verified callbacks in, archived recordings out."""
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Redis data and recordings (default ./data).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", "worker_count", default=2, show_default=True, help="Worker processes.")
+def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
+    """Everything on one machine: Redis (embedded when REDIS_URL is unset), receiver, workers."""
+    from workers import embedded_redis
+    from workers.supervisor import Supervisor
+
+    settings = _settings()
+    data_dir = data_dir or settings.data_dir
+    env = dict(os.environ, DATA_DIR=str(data_dir))
+    supervisor = Supervisor()
+    if not settings.redis_url:
+        proc, url = embedded_redis.start(data_dir / "redis")
+        supervisor.adopt("redis", proc)
+        env["REDIS_URL"] = url
+        click.echo(f"redis      {url} (embedded, append-only file in {data_dir / 'redis'})")
+    supervisor.spawn("receiver", ["serve", "--host", host, "--port", str(port)], env)
+    for index in range(worker_count):
+        args = ["worker"] if index == 0 else ["worker", "--no-scheduler"]
+        supervisor.spawn(f"worker-{index}", args, env)
+    base = settings.public_base_url or f"http://{host}:{port}"
+    for route in ROUTES:
+        click.echo(f"callback   {base}/twilio/recordings/{route}")
+    click.echo(f"health     http://{host}:{port}/healthz")
+    click.echo(f"storage    {settings.storage_dir or data_dir / 'recordings'}")
+    click.echo("Press Ctrl-C to stop.")
+    sys.exit(supervisor.wait())
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+def serve(host: str, port: int) -> None:
+    """The public callback receiver only."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "receiver.app:create_app", factory=True, host=host, port=port, proxy_headers=False,
+        log_level=settings.log_level.lower(), access_log=False, timeout_graceful_shutdown=10,
+    )
+
+
+@main.command()
+@click.option("--concurrency", default=1, show_default=True, help="Worker processes.")
+@click.option("--scheduler/--no-scheduler", default=True, help="Run RQ's scheduler (retries, reconciler).")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(concurrency: int, scheduler: bool, burst: bool) -> None:
+    """RQ workers that fetch, archive and react."""
+    from workers import runner
+    from workers.supervisor import Supervisor
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("REDIS_URL is not set")
+    if concurrency <= 1:
+        sys.exit(0 if runner.run(settings, with_scheduler=scheduler, burst=burst) else 1)
+    supervisor = Supervisor()
+    for index in range(concurrency):
+        args = ["worker"] + ([] if index == 0 and scheduler else ["--no-scheduler"]) + (["--burst"] if burst else [])
+        supervisor.spawn(f"worker-{index}", args, dict(os.environ))
+    sys.exit(supervisor.wait())
+
+
+@main.command()
+@click.argument("url")
+@click.option("--status", default="completed", show_default=True, type=click.Choice(["in-progress", "completed", "absent", "failed"]))
+@click.option("--recording-sid", default=None, help="Reuse a SID (to see duplicates and ordering).")
+def simulate(url: str, status: str, recording_sid: str | None) -> None:
+    """Send a correctly signed sample voice callback to URL (signed with TWILIO_AUTH_TOKEN)."""
+    from workers import simulate as sim
+
+    settings = _settings()
+    if not settings.twilio_account_sid or not settings.twilio_auth_token:
+        raise click.UsageError("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to sign the callback")
+    params = sim.voice_params(settings.twilio_account_sid, status, recording_sid)
+    response = sim.send(url, params, settings.twilio_auth_token.get_secret_value())
+    click.echo(f"{response.status_code} {response.reason_phrase}  RecordingSid={params['RecordingSid']} status={status}")
+    sys.exit(0 if response.status_code < 300 else 1)
+
+
+@main.command()
+def check() -> None:
+    """Validate the configuration and Redis, and print the URLs to paste into Twilio."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    from receiver.accounts import load_accounts
+
+    settings = _settings()
+    ok = True
+    accounts = list(load_accounts(settings))
+    click.echo(f"accounts   {', '.join(a.sid for a in accounts) or 'none configured'}")
+    ok &= bool(accounts)
+    if settings.redis_url:
+        try:
+            Redis.from_url(settings.redis_url, socket_connect_timeout=2).ping()
+            click.echo("redis      reachable")
+        except RedisError as exc:
+            click.echo(f"redis      unreachable: {type(exc).__name__}")
+            ok = False
+    else:
+        click.echo("redis      REDIS_URL unset: `up` will start an embedded redis-server")
+    base = settings.public_base_url or "(PUBLIC_BASE_URL unset)"
+    for route in ROUTES:
+        click.echo(f"callback   {base}/twilio/recordings/{route}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Per-process resources jobs share: settings, Redis, the catalog, Twilio clients, an HTTP pool."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+import httpx
+from redis import Redis
+
+from receiver.accounts import Account, AccountBook, load_accounts
+from receiver.settings import Settings, load_settings
+from workers.catalog import Catalog
+from workers.twilio_rest import TwilioRest
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+
+    @cached_property
+    def accounts(self) -> AccountBook:
+        return load_accounts(self.settings)
+
+    @cached_property
+    def redis(self) -> Redis:
+        if not self.settings.redis_url:
+            raise RuntimeError("REDIS_URL is not set")
+        return Redis.from_url(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.redis)
+
+    @cached_property
+    def rest(self) -> TwilioRest:
+        return TwilioRest(self.settings)
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        # Cross-origin redirects drop the Authorization header in httpx, as a signed media URL needs.
+        timeout = httpx.Timeout(self.settings.twilio_timeout_seconds, read=60.0)
+        return httpx.Client(timeout=timeout, follow_redirects=True, limits=httpx.Limits(max_connections=32))
+
+    def account(self, account_sid: str) -> Account:
+        account = self.accounts.get(account_sid)
+        if account is None:
+            raise LookupError(f"account {account_sid} is not configured")
+        return account
+
+
+_lock = threading.Lock()
+_current: WorkerContext | None = None
+
+
+def current() -> WorkerContext:
+    """The process's context, built from the environment on first use (RQ imports jobs by name)."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = WorkerContext(load_settings())
+        return _current
+
+
+def install(context: WorkerContext) -> None:
+    global _current
+    with _lock:
+        _current = context

@@ -1,0 +1,63 @@
+"""Sorts what went wrong into transient (retry), not found (retry a little) and permanent (stop)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import requests
+from twilio.base.exceptions import TwilioRestException
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: str  # "transient", "not_found", "permanent"
+    reason: str
+    retry_after: float | None = None
+
+
+class TransientError(Exception):
+    """Raised by our own code for conditions worth retrying (short download, throttle)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """Raised for conditions no retry can fix; the reason is kept on the job."""
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # An HTTP date: rare from Twilio; fall back to our own backoff.
+
+
+def from_status(status: int, reason: str, retry_after_header: str | None = None) -> Failure:
+    if status == 429 or status >= 500:
+        return Failure("transient", reason, _retry_after(retry_after_header))
+    if status == 404:
+        return Failure("not_found", reason)
+    return Failure("permanent", reason)
+
+
+def classify(exc: BaseException, headers: dict[str, str] | None = None) -> Failure | None:
+    """None means: not a failure we know; let it propagate as a bug."""
+    headers = headers or {}
+    if isinstance(exc, TwilioRestException):
+        reason = f"Twilio answered {exc.status} (code {exc.code}): {exc.msg}"[:500]
+        return from_status(exc.status, reason, headers.get("retry-after"))
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        return from_status(response.status_code, f"media answered {response.status_code}", response.headers.get("retry-after"))
+    if isinstance(exc, TransientError):
+        return Failure("transient", str(exc), exc.retry_after)
+    if isinstance(exc, PermanentError):
+        return Failure("permanent", str(exc))
+    if isinstance(exc, (requests.Timeout, requests.ConnectionError, httpx.TransportError)):
+        return Failure("transient", f"network: {type(exc).__name__}")
+    return None

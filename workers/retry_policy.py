@@ -1,0 +1,33 @@
+"""Backoff with jitter, applied to the running RQ job so RQ's own Retry machinery schedules it."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from rq.job import Job
+
+BASE_SECONDS = 2.0
+CAP_SECONDS = 900.0
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> int:
+    """Exponential backoff with jitter; never sooner than Twilio's Retry-After asks."""
+    ceiling = min(CAP_SECONDS, BASE_SECONDS * (2**attempt))
+    delay = random.uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after + random.uniform(0, 1))
+    return max(1, math.ceil(delay))
+
+
+def attempts_so_far(job: Job, retry_max: int) -> int:
+    return max(0, retry_max - (job.retries_left or 0))
+
+
+def retry_later(job: Job, delay: int) -> None:
+    """RQ reads the next interval from `retry_intervals`; one entry means 'this one'."""
+    job.retry_intervals = [delay]
+
+
+def stop_retrying(job: Job) -> None:
+    job.retries_left = 0

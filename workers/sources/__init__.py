@@ -1,0 +1,1 @@
+"""The Twilio REST side of each recording source: fetch metadata, locate media, list."""

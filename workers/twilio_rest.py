@@ -1,0 +1,60 @@
+"""Twilio REST clients built from explicit settings, one per account and thread."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from receiver.accounts import Account
+from receiver.settings import Settings
+
+
+class _HeaderKeepingHttpClient(TwilioHttpClient):
+    """Keeps the last response's headers: TwilioRestException drops Retry-After, we need it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.last_headers: dict[str, str] = {}
+
+    def request(self, *args: Any, **kwargs: Any) -> Response:
+        self.last_headers = {}
+        response = super().request(*args, **kwargs)
+        self.last_headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+        return response
+
+
+class TwilioRest:
+    """Hands out a `twilio.rest.Client` per (thread, account) pointed at the configured hosts.
+
+    The client reads TWILIO_REGION/TWILIO_EDGE from the environment and would rewrite every host
+    with them, so both are cleared: the hosts come from our settings alone.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+
+    def client(self, account: Account) -> Client:
+        cache: dict[str, Client] = self._local.__dict__.setdefault("clients", {})
+        if account.sid not in cache:
+            cache[account.sid] = self._build(account)
+        return cache[account.sid]
+
+    def _build(self, account: Account) -> Client:
+        username, password = account.rest_credentials()
+        http = _HeaderKeepingHttpClient(timeout=self._settings.twilio_timeout_seconds)
+        client = Client(username, password, account_sid=account.sid, http_client=http)
+        client.region = None
+        client.edge = None
+        client.api.base_url = self._settings.twilio_api_base_url
+        client.video.base_url = self._settings.twilio_video_base_url
+        return client
+
+    @staticmethod
+    def last_headers(client: Client) -> dict[str, str]:
+        http = client.http_client
+        return http.last_headers if isinstance(http, _HeaderKeepingHttpClient) else {}
