@@ -12,6 +12,7 @@ from starlette.routing import Route
 from receiver import logs
 from receiver.accounts import load_accounts
 from receiver.callbacks import CallbackEndpoint, Deps
+from receiver.counters import Counters
 from receiver.enqueue import Enqueuer
 from receiver.events import Source
 from receiver.health import healthz, readyz
@@ -33,7 +34,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     accounts = load_accounts(settings)
     redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     template = JobTemplate(settings.queue_name, settings.job_timeout_seconds, settings.retry_max)
-    deps = Deps(settings=settings, accounts=accounts, enqueuer=Enqueuer(redis, template, settings.ledger_ttl_seconds))
+    deps = Deps(
+        settings=settings,
+        accounts=accounts,
+        enqueuer=Enqueuer(redis, template, settings.ledger_ttl_seconds),
+        counters=Counters(redis),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

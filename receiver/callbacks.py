@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from receiver import logs
 from receiver.accounts import AccountBook
+from receiver.counters import Counters
 from receiver.body import BodyTooLarge, read_limited
 from receiver.enqueue import Enqueuer
 from receiver.errors import BadCallback
@@ -18,7 +19,7 @@ from receiver.events import RecordingEvent, Source
 from receiver.form import Params, parse_params
 from receiver.settings import Settings
 from receiver.signature import SETTINGS_HEADER, SIGNATURE_HEADER, verify
-from receiver.signed_url import RequestLine, signed_url
+from receiver.signed_url import RequestLine, redact, signed_url
 from receiver.sources import Ignored, Parser
 
 log = logs.get("receiver.callbacks")
@@ -34,10 +35,13 @@ class Deps:
     settings: Settings
     accounts: AccountBook
     enqueuer: Enqueuer
+    counters: Counters
 
 
 def _reply(status: int, reason: str = "") -> Response:
-    return PlainTextResponse(reason + "\n" if reason else "", status_code=status) if reason else Response(status_code=status)
+    if not reason:
+        return Response(status_code=status)
+    return PlainTextResponse(reason + "\n", status_code=status)
 
 
 def _request_line(request: Request) -> RequestLine:
@@ -79,8 +83,15 @@ class CallbackEndpoint:
         try:
             return await self._handle(request)
         except BodyTooLarge:
-            log.warning("callback rejected", source=self.source.value, status=413, reason="body over limit")
-            return _reply(413, "body too large")
+            return await self._reject(413, "body too large", "rejected_input")
+
+    async def _reject(
+        self, status: int, reason: str, verdict: str, signature_reason: str | None = None, **context: str
+    ) -> Response:
+        """Every refusal: one log line with the reason, one counter, a short answer."""
+        log.warning("callback rejected", source=self.source.value, status=status, reason=signature_reason or reason, **context)
+        await self.deps.counters.count(self.source.value, verdict, signature_reason)
+        return _reply(status, reason)
 
     async def _read(self, request: Request) -> tuple[Params | str, Params] | Response:
         """The params as signed (form params, or the raw JSON text) and as parsed."""
@@ -89,14 +100,13 @@ class CallbackEndpoint:
             return Params(), params
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in (_FORM, _JSON):
-            log.warning("callback rejected", source=self.source.value, status=415, reason=f"content type {ctype[:60]!r}")
-            return _reply(415, "expected application/x-www-form-urlencoded")
+            return await self._reject(415, f"unsupported content type {ctype[:60]!r}", "rejected_input")
         body = await read_limited(request, self.deps.settings.max_body_bytes)
         if ctype == _JSON:
             try:
                 return body.decode("utf-8"), _json_params(body)
             except UnicodeDecodeError:
-                return _reply(403, "forbidden")
+                return await self._reject(403, "forbidden", "rejected_signature", "body is not UTF-8")
         params = parse_params(body)
         return params, params
 
@@ -105,8 +115,7 @@ class CallbackEndpoint:
             read = await self._read(request)
         except BadCallback as exc:
             # Undecodable bodies cannot carry a valid signature; say so without trusting them.
-            log.warning("callback rejected", source=self.source.value, status=403, reason=exc.reason)
-            return _reply(403, "forbidden")
+            return await self._reject(403, "forbidden", "rejected_signature", exc.reason)
         if isinstance(read, Response):
             return read
         signed_params, params = read
@@ -120,15 +129,14 @@ class CallbackEndpoint:
             self.deps.accounts.tokens_for(params.first("AccountSid")),
         )
         if not verdict.ok:
-            log.warning("signature rejected", source=self.source.value, status=403, reason=verdict.reason, url=url)
-            return _reply(403, "forbidden")
+            return await self._reject(403, "forbidden", "rejected_signature", verdict.reason, url=redact(url))
         try:
             parsed = self.parser(params)
         except BadCallback as exc:
-            log.warning("callback rejected", source=self.source.value, status=400, reason=exc.reason)
-            return _reply(400, exc.reason)
+            return await self._reject(400, exc.reason, "rejected_input")
         if isinstance(parsed, Ignored):
             log.info("callback ignored", source=self.source.value, sid=parsed.sid, reason=parsed.reason)
+            await self.deps.counters.count(self.source.value, "ignored")
             return _reply(204)
         return await self._enqueue(parsed, verdict.matched)
 

@@ -10,25 +10,33 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from receiver import keys
+from receiver import keys, stats
 from receiver.events import RecordingEvent
 from receiver.job_template import JobTemplate
 
-# KEYS: ledger, job hash, queue list, rq:queues set, timeline, recordings index
+# KEYS: ledger, job hash, queue list, rq:queues set, timeline, recordings index,
+#       callback totals hash, this minute's callback hash
 # ARGV: job id, ledger ttl, queue key, timeline entry (accepted), timeline entry (duplicate),
-#       index member, index score, timeline limit, then the job's HSET field/value pairs.
+#       index member, index score, timeline limit, counter field (queued), counter field
+#       (duplicate), minute bucket ttl, then the job's HSET field/value pairs.
 _SCRIPT = """
 local fresh = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+local counter
 if fresh then
-  redis.call('HSET', KEYS[2], unpack(ARGV, 9))
+  redis.call('HSET', KEYS[2], unpack(ARGV, 12))
   redis.call('RPUSH', KEYS[3], ARGV[1])
   redis.call('SADD', KEYS[4], ARGV[3])
   redis.call('RPUSH', KEYS[5], ARGV[4])
   redis.call('ZADD', KEYS[6], 'NX', ARGV[7], ARGV[6])
+  counter = ARGV[9]
 else
   redis.call('RPUSH', KEYS[5], ARGV[5])
+  counter = ARGV[10]
 end
 redis.call('LTRIM', KEYS[5], -tonumber(ARGV[8]), -1)
+redis.call('HINCRBY', KEYS[7], counter, 1)
+redis.call('HINCRBY', KEYS[8], counter, 1)
+redis.call('EXPIRE', KEYS[8], ARGV[11])
 if fresh then return 1 else return 0 end
 """
 
@@ -72,6 +80,9 @@ class Enqueuer:
             event.key,
             int(time.time() * 1000),
             keys.TIMELINE_LIMIT,
+            stats.callback_field(event.source.value, event.status.value, Outcome.QUEUED.value),
+            stats.callback_field(event.source.value, event.status.value, Outcome.DUPLICATE.value),
+            stats.MINUTE_TTL_SECONDS,
             *self._template.fields(event.to_payload(), description),
         ]
         keys_ = [
@@ -81,6 +92,8 @@ class Enqueuer:
             "rq:queues",
             keys.timeline_key(event.source.value, event.sid),
             keys.RECORDINGS_INDEX,
+            stats.CALLBACKS,
+            stats.minute("callbacks", time.time()),
         ]
         fresh = await self._script(keys=keys_, args=argv)
         return EnqueueResult(Outcome.QUEUED if fresh else Outcome.DUPLICATE, job_id)

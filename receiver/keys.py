@@ -13,6 +13,16 @@ RECORDINGS_INDEX = f"{PREFIX}:recordings"
 TIMELINE_LIMIT = 200
 
 
+def source_index(source: str) -> str:
+    """Like RECORDINGS_INDEX, only this source's recordings."""
+    return f"{RECORDINGS_INDEX}:source:{source}"
+
+
+def status_index(status: str) -> str:
+    """Like RECORDINGS_INDEX, only recordings whose current status is this one."""
+    return f"{RECORDINGS_INDEX}:status:{status}"
+
+
 def ledger_key(event: RecordingEvent) -> str:
     """One per (recording, status): the dedupe record. Outlives RQ's job TTL on purpose."""
     return f"{PREFIX}:ledger:{event.source.value}:{event.sid}:{event.status.value}"

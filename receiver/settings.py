@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     retry_max: int = 8
     not_found_retries: int = 3
 
+    # Admin console (a separate app; never mounted on the public one).
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8001
+    admin_username: str | None = None
+    admin_password: SecretStr | None = None
+    admin_token: SecretStr | None = Field(default=None, description="Bearer token for the JSON API")
+    admin_secret_key: SecretStr | None = Field(default=None, description="Signs session cookies")
+    admin_insecure_no_auth: bool = Field(default=False, description="Only honoured on a loopback bind")
+
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,12 @@ def signed_url(line: RequestLine, public_base_url: str | None, trust_proxy_heade
         host = line.forwarded_host.split(",")[0].strip()
         return f"{scheme}://{host}{tail}"
     return f"{line.scheme}://{line.host or 'localhost'}{tail}"
+
+
+def redact(url: str) -> str:
+    """The URL without user:password (Twilio allows basic auth in callback URLs) or query values."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    query = "&".join(pair.split("=", 1)[0] + "=…" for pair in parts.query.split("&")) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

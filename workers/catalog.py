@@ -13,6 +13,8 @@ from receiver.events import STATUS_RANK, RecordingEvent
 
 # A state moves only to a higher rank; at equal rank the first final status stays (a re-run of
 # the same status is allowed through so that an interrupted job can finish its work).
+# KEYS: recording hash, recordings index, source index, new status index, status index prefix
+# ARGV: status, rank, now (s), member, then field/value pairs for the hash.
 _TRANSITION = """
 local rank = redis.call('HGET', KEYS[1], 'rank')
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -20,8 +22,16 @@ if rank then
   if tonumber(rank) > tonumber(ARGV[2]) then return {0, status} end
   if tonumber(rank) == tonumber(ARGV[2]) and status ~= ARGV[1] then return {0, status} end
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], unpack(ARGV, 5))
 redis.call('HSETNX', KEYS[1], 'first_seen_at', ARGV[3])
+local score = redis.call('ZSCORE', KEYS[2], ARGV[4])
+if not score then
+  score = math.floor(tonumber(ARGV[3]) * 1000)
+  redis.call('ZADD', KEYS[2], score, ARGV[4])
+end
+redis.call('ZADD', KEYS[3], score, ARGV[4])
+if status and status ~= ARGV[1] then redis.call('ZREM', KEYS[5] .. status, ARGV[4]) end
+redis.call('ZADD', KEYS[4], score, ARGV[4])
 return {1, status or ''}
 """
 
@@ -42,23 +52,33 @@ class Catalog:
             fields += [name, value]
         if event.error_code:
             fields += ["error_code", event.error_code]
-        key = keys.recording_key(event.source.value, event.sid)
-        moved, previous = self._transition(keys=[key], args=[event.status.value, STATUS_RANK[event.status], now, *fields])
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zadd(keys.RECORDINGS_INDEX, {event.key: int(now * 1000)}, nx=True)
-        for parent in event.related.values():
-            pipe.sadd(keys.related_key(parent), event.key)
-        pipe.execute()
+        index_keys = [
+            keys.recording_key(event.source.value, event.sid),
+            keys.RECORDINGS_INDEX,
+            keys.source_index(event.source.value),
+            keys.status_index(event.status.value),
+            keys.status_index(""),
+        ]
+        moved, previous = self._transition(
+            keys=index_keys, args=[event.status.value, STATUS_RANK[event.status], now, event.key, *fields]
+        )
+        if event.related:
+            pipe = self.redis.pipeline(transaction=False)
+            for parent in event.related.values():
+                pipe.sadd(keys.related_key(parent), event.key)
+            pipe.execute()
         prev = previous.decode() if isinstance(previous, bytes) else str(previous or "")
         return bool(moved), prev
 
     def update(self, source: str, sid: str, **fields: Any) -> None:
-        clean = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in fields.items() if v is not None}
+        clean: dict[Any, Any] = {
+            k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in fields.items() if v is not None
+        }
         if clean:
             self.redis.hset(keys.recording_key(source, sid), mapping=clean)
 
     def get(self, source: str, sid: str) -> dict[str, str]:
-        raw = self.redis.hgetall(keys.recording_key(source, sid))
+        raw: dict[bytes, bytes] = self.redis.hgetall(keys.recording_key(source, sid))  # type: ignore[assignment]
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def note(self, source: str, sid: str, **entry: Any) -> None:

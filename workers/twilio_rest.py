@@ -13,7 +13,7 @@ from receiver.accounts import Account
 from receiver.settings import Settings
 
 
-class _HeaderKeepingHttpClient(TwilioHttpClient):
+class _HeaderKeepingHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """Keeps the last response's headers: TwilioRestException drops Retry-After, we need it."""
 
     def __init__(self, **kwargs: Any) -> None:

@@ -34,7 +34,7 @@ class StandinState:
     """Everything the fake Twilio knows; every public method takes the lock."""
 
     def __init__(self, seed: int | None = None, media_size: int = DEFAULT_MEDIA_SIZE,
-                 public_base_url: str | None = None) -> None:
+                 latency_s: float = 0.0, public_base_url: str | None = None) -> None:
         # RLock: helpers that take the lock call each other.
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
@@ -45,21 +45,21 @@ class StandinState:
         self.voice_media_requires_auth = True
         self.accounts: dict[str, Account] = {}
         self.api_keys: dict[str, ApiKey] = {}
-        self._initial_media_size = media_size
-        self._clear(media_size)
+        # reset() returns the knobs to these constructor values.
+        self._initial = (media_size, latency_s)
+        self._clear()
 
-    def _clear(self, media_size: int) -> None:
+    def _clear(self) -> None:
         self.store: dict[RecordingKind, dict[str, Any]] = {kind: {} for kind in KINDS}
         self.faults: list[Fault] = []
         self.request_log: list[dict[str, Any]] = []
-        self.latency_s = 0.0
-        self.media_size = media_size
+        self.media_size, self.latency_s = self._initial
         self._last_created = datetime.now(timezone.utc) - timedelta(hours=1)
 
     def reset(self, keep_accounts: bool = True) -> None:
         """Forget recordings, faults, the log and knobs; accounts survive unless asked."""
         with self.lock:
-            self._clear(self._initial_media_size)
+            self._clear()
             if not keep_accounts:
                 self.accounts.clear()
                 self.api_keys.clear()
@@ -212,7 +212,8 @@ class StandinState:
         with self.lock:
             return take_fault(self.faults, method, path)
 
-    def log_request(self, method: str, path: str, query: str, username: str | None, status: int) -> None:
+    def log_request(self, method: str, path: str, query: str, username: str | None,
+                    status: int | None) -> None:
         entry = {"method": method, "path": path, "query": query, "username": username,
                  "status": status, "time": time.time()}
         with self.lock:

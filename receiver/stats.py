@@ -1,0 +1,24 @@
+"""Counter names in Redis, so every receiver and worker process, on any host, adds to the same totals."""
+
+from __future__ import annotations
+
+PREFIX = "rr:stats"
+MINUTE_TTL_SECONDS = 3 * 3600
+
+# Hash: "{source}|{status}|{verdict}" -> count since the beginning (Prometheus counters).
+CALLBACKS = f"{PREFIX}:callbacks"
+# Hash: reason -> count.
+SIGNATURE_FAILURES = f"{PREFIX}:signature_failures"
+# Hash: "{source}|{outcome}" -> count, and "{source}|{outcome}|seconds" -> summed seconds.
+JOBS = f"{PREFIX}:jobs"
+# Hash: "{status}" -> count of Twilio API responses by HTTP status.
+TWILIO_RESPONSES = f"{PREFIX}:twilio_responses"
+
+
+def minute(kind: str, epoch_seconds: float) -> str:
+    """Per-minute buckets of a counter hash, kept a few hours for the console's rates."""
+    return f"{PREFIX}:{kind}:m:{int(epoch_seconds // 60)}"
+
+
+def callback_field(source: str, status: str, verdict: str) -> str:
+    return f"{source}|{status}|{verdict}"
