@@ -1,0 +1,94 @@
+"""Shared fixtures: a real redis-server, real uvicorn servers, the Twilio stand-in, settings."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+from redis import Redis
+
+from receiver.settings import Settings
+from tests.servers import RedisProcess, free_port, serve_app
+from tests.twilio_signing import sign
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "test-auth-token-primary"
+SECONDARY_TOKEN = "test-auth-token-secondary"
+
+
+@pytest.fixture(scope="session")
+def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    proc = RedisProcess(tmp_path_factory.mktemp("redis"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def redis_url(redis_proc: RedisProcess) -> str:
+    if not redis_proc.alive():
+        redis_proc.start()
+    redis_proc.client().flushall()
+    return redis_proc.url
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Redis:
+    return Redis.from_url(redis_url)
+
+
+@pytest.fixture
+def make_settings(redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = dict(
+            redis_url=redis_url,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            data_dir=tmp_path / "data",
+            log_format="json",
+        )
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@dataclass
+class Receiver:
+    """A receiver under uvicorn, with the URL Twilio would call for each route."""
+
+    base_url: str
+    settings: Settings
+
+    def url(self, source: str = "voice", query: str = "") -> str:
+        return f"{self.base_url}/twilio/recordings/{source}" + (f"?{query}" if query else "")
+
+    def post(self, url: str, params: list[tuple[str, str]] | dict[str, str], token: str = AUTH_TOKEN, **kw: Any) -> httpx.Response:
+        pairs = list(params.items()) if isinstance(params, dict) else params
+        headers = {"X-Twilio-Signature": sign(token, url, pairs), **kw.pop("headers", {})}
+        form: dict[str, list[str]] = {}
+        for name, value in pairs:
+            form.setdefault(name, []).append(value)
+        return httpx.post(url, data=form, headers=headers, timeout=10, **kw)
+
+
+@pytest.fixture
+def start_receiver() -> Iterator[Callable[[Settings], Receiver]]:
+    """Start a receiver whose PUBLIC_BASE_URL is its own loopback address unless told otherwise."""
+    stack = contextlib.ExitStack()
+
+    def start(settings: Settings) -> Receiver:
+        from receiver.app import create_app
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        if settings.public_base_url is None and not settings.trust_proxy_headers:
+            settings = settings.model_copy(update={"public_base_url": base})
+        stack.enter_context(serve_app(create_app(settings), port=port))
+        return Receiver(base, settings)
+
+    with stack:
+        yield start

@@ -1,0 +1,80 @@
+"""Runs real servers for tests: an ASGI app under uvicorn on a free loopback port, redis-server."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import uvicorn
+from redis import Redis
+from redis.exceptions import RedisError
+
+from workers import embedded_redis
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> Any:
+    """Poll until `condition()` is truthy; the deadline turns a hang into a clear failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_app(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
+    """uvicorn in a thread; yields the base URL once the server accepts connections."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started or not thread.is_alive(), what="uvicorn to start")
+        if not server.started:
+            raise RuntimeError("uvicorn failed to start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+class RedisProcess:
+    """A real redis-server on a free port, stoppable and restartable with its data kept."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.proc, self.url = embedded_redis.start(data_dir, self.port)
+
+    def client(self) -> Redis:
+        return Redis.from_url(self.url)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def start(self) -> None:
+        self.proc, self.url = embedded_redis.start(self.data_dir, self.port)
+
+    def alive(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except RedisError:
+            return False

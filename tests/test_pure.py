@@ -1,0 +1,79 @@
+"""The pure layer, on recorded payloads and known answers: no server, no Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from receiver.errors import BadCallback
+from receiver.events import Origin, RecordingEvent, Source, Status
+from receiver.form import parse_params
+from receiver.signature import verify
+from receiver.signed_url import RequestLine, redact, signed_url
+from receiver.sources import Ignored, voice
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def test_known_answer_vector_from_twilio_python() -> None:
+    # twilio-python's own test vector (tests/unit/test_request_validator.py).
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    params = parse_params(b"CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212")
+    tokens = [("primary", SecretStr("12345"))]
+    verdict = verify(url, params, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", None, tokens)
+    assert verdict.ok and verdict.matched == "primary"
+    assert not verify(url, params, "RSOYDt4T1cUTdK1PDd93/VVr8B8!", None, tokens).ok
+    assert verify(url.replace("https", "http"), params, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", None, tokens).reason == "signature does not match"
+
+
+def test_missing_signature_never_reaches_the_validator() -> None:
+    assert verify("https://x", parse_params(b""), None, None, [("primary", SecretStr("t"))]).reason == "missing X-Twilio-Signature header"
+
+
+def test_lone_surrogates_fail_verification_instead_of_raising() -> None:
+    params = parse_params("RecordingSid=\ud800")
+    verdict = verify("https://x/\udcff", params, "abc=", None, [("primary", SecretStr("t"))])
+    assert not verdict.ok and "cannot be verified" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "error"),
+    [("completed", Status.COMPLETED, None), ("in-progress", Status.IN_PROGRESS, None),
+     ("absent", Status.ABSENT, "16101"), ("failed", Status.FAILED, "16104")],
+)
+def test_recorded_voice_payloads_parse(name: str, status: Status, error: str | None) -> None:
+    event = voice.parse(parse_params((SAMPLES / "voice" / f"{name}.form").read_bytes().strip()))
+    assert isinstance(event, RecordingEvent)
+    assert (event.source, event.status, event.error_code) == (Source.VOICE, status, error)
+    assert event.sid == "RE" + "a" * 32 and event.related["call_sid"] == "CA" + "b" * 32
+    assert RecordingEvent.from_payload(event.to_payload()) == event
+
+
+def test_unknown_voice_status_is_ignored_not_an_error() -> None:
+    params = parse_params((SAMPLES / "voice" / "completed.form").read_bytes().strip().replace(b"=completed", b"=stopped"))
+    assert isinstance(voice.parse(params), Ignored)
+
+
+def test_payload_that_is_not_an_event_is_refused() -> None:
+    with pytest.raises(BadCallback):
+        RecordingEvent.from_payload({"source": "fax", "sid": "x"})
+
+
+def test_event_payload_round_trips_with_origin() -> None:
+    event = RecordingEvent(Source.VOICE, "RE" + "1" * 32, Status.COMPLETED, "AC" + "2" * 32)
+    again = RecordingEvent.from_payload(event.with_origin(Origin.RECONCILER).to_payload())
+    assert again.origin is Origin.RECONCILER and again.sid == event.sid
+
+
+def test_signed_url_uses_configuration_and_raw_bytes_never_the_host_header() -> None:
+    line = RequestLine("http", "evil.example", b"/twilio/recordings/%76oice", b"a=%2F")
+    assert signed_url(line, "https://hooks.example.com", False) == "https://hooks.example.com/twilio/recordings/%76oice?a=%2F"
+    proxied = RequestLine("http", "10.0.0.1:8000", b"/p", b"", forwarded_proto="https", forwarded_host="hooks.example.com")
+    assert signed_url(proxied, None, True) == "https://hooks.example.com/p"
+    assert signed_url(proxied, None, False) == "http://10.0.0.1:8000/p"
+
+
+def test_redact_drops_credentials_and_query_values() -> None:
+    assert redact("https://user:pw@h.example:8443/p?token=abc&x=1") == "https://h.example:8443/p?token=…&x=…"
