@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # Worker behaviour.
     job_timeout_seconds: int = 900
     retry_max: int = 8
+    # First backoff step; doubles per attempt, with jitter, up to 15 minutes.
+    retry_base_seconds: float = 2.0
     not_found_retries: int = 3
 
     # Admin console (a separate app; never mounted on the public one).

@@ -92,3 +92,38 @@ def start_receiver() -> Iterator[Callable[[Settings], Receiver]]:
 
     with stack:
         yield start
+
+
+@pytest.fixture
+def standin() -> Iterator[Any]:
+    """The Twilio stand-in with our test account, on its own loopback port."""
+    from tests.standin import StandinServer
+
+    with StandinServer() as server:
+        server.state.add_account(sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+        yield server
+
+
+@pytest.fixture
+def pipeline_settings(make_settings: Callable[..., Settings], standin: Any) -> Callable[..., Settings]:
+    """Settings whose Twilio REST hosts are the stand-in; retries immediate unless told otherwise."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = dict(
+            twilio_api_base_url=standin.base_url,
+            twilio_video_base_url=standin.base_url,
+            twilio_media_base_url=standin.base_url,
+            retry_base_seconds=0,
+            twilio_timeout_seconds=5,
+        )
+        values.update(overrides)
+        return make_settings(**values)
+
+    return make
+
+
+def drain(settings: Settings) -> None:
+    """Run a real RQ worker (ours) until the queue is empty."""
+    from workers import runner
+
+    runner.run(settings, with_scheduler=False, burst=True)

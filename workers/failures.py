@@ -28,6 +28,10 @@ class PermanentError(Exception):
     """Raised for conditions no retry can fix; the reason is kept on the job."""
 
 
+class JobFailed(Exception):
+    """What a job raises after classifying a failure: its message is the reason, safe to show."""
+
+
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None

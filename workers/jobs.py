@@ -11,7 +11,7 @@ from rq.job import Job
 from receiver import logs
 from receiver.events import RecordingEvent, Status
 from workers import context, reactions, retry_policy
-from workers.failures import Failure, classify
+from workers.failures import Failure, JobFailed, classify
 
 log = logs.get("workers.jobs")
 
@@ -70,7 +70,8 @@ def _handle_failure(
         if failure.kind == "permanent":
             retry_policy.stop_retrying(job)
         else:
-            retry_policy.retry_later(job, retry_policy.backoff(attempt, failure.retry_after))
+            retry_policy.retry_later(job, retry_policy.backoff(attempt, settings.retry_base_seconds, failure.retry_after))
     ctx.catalog.note(event.source.value, event.sid, outcome=f"failed ({failure.kind})", attempt=attempt + 1, **note)
     log.warning("job failed", sid=event.sid, kind=failure.kind, reason=failure.reason, attempt=attempt + 1)
-    raise exc
+    # The classified reason becomes the job's last line, where the console and `rq info` show it.
+    raise JobFailed(f"{failure.kind}: {failure.reason}") from exc

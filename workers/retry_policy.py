@@ -7,17 +7,19 @@ import random
 
 from rq.job import Job
 
-BASE_SECONDS = 2.0
 CAP_SECONDS = 900.0
 
 
-def backoff(attempt: int, retry_after: float | None = None) -> int:
-    """Exponential backoff with jitter; never sooner than Twilio's Retry-After asks."""
-    ceiling = min(CAP_SECONDS, BASE_SECONDS * (2**attempt))
+def backoff(attempt: int, base: float, retry_after: float | None = None) -> int:
+    """Exponential backoff with jitter; never sooner than Twilio's Retry-After asks.
+
+    Jitter spreads the retries of many jobs that failed together (a 429 storm) over time.
+    """
+    ceiling = min(CAP_SECONDS, base * (2**attempt))
     delay = random.uniform(ceiling / 2, ceiling)
     if retry_after is not None:
         delay = max(delay, retry_after + random.uniform(0, 1))
-    return max(1, math.ceil(delay))
+    return math.ceil(delay)
 
 
 def attempts_so_far(job: Job, retry_max: int) -> int:

@@ -2,7 +2,13 @@
 
 from .app import create_app
 from .records import (
-    Account, ApiKey, LegacyRecording, MediaRecording, Recording, VideoRecording, VoiceRecording,
+    Account,
+    ApiKey,
+    LegacyRecording,
+    MediaRecording,
+    Recording,
+    VideoRecording,
+    VoiceRecording,
 )
 from .server import StandinServer
 from .state import StandinState

@@ -8,7 +8,14 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from . import control_routes, legacy_routes, media_routes, signed_routes, video_routes, voice_routes
+from . import (
+    control_routes,
+    legacy_routes,
+    media_routes,
+    signed_routes,
+    video_routes,
+    voice_routes,
+)
 from .errors import ApiError, api_error_handler, http_error_handler, not_found
 from .middleware import StandinMiddleware
 from .state import StandinState

@@ -13,7 +13,13 @@ from .auth import public_base, standin_state
 from .errors import ApiError
 from .legacy_routes import legacy_fields
 from .media_routes import media_json
-from .records import LegacyRecording, MediaRecording, Recording, VideoRecording, VoiceRecording
+from .records import (
+    LegacyRecording,
+    MediaRecording,
+    Recording,
+    VideoRecording,
+    VoiceRecording,
+)
 from .video_routes import video_json
 from .voice_routes import voice_json
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from starlette.datastructures import QueryParams
 
 from .errors import ApiError
-from .timefmt import BadDate, on_or_after, on_or_before, parse_datetime, parse_filter, same_day, utc
+from .timefmt import (
+    BadDate,
+    on_or_after,
+    on_or_before,
+    parse_datetime,
+    parse_filter,
+    same_day,
+    utc,
+)
 
 T = TypeVar("T")
 

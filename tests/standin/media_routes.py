@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -53,7 +53,7 @@ async def instance(request: Request) -> Response:
         if rec.status == "deleted":
             raise not_found(request.url.path)
         with state.lock:
-            rec.status, rec.date_updated = "deleted", datetime.now(timezone.utc)
+            rec.status, rec.date_updated = "deleted", datetime.now(UTC)
         return Response(status_code=204)
     return JSONResponse(media_json(rec, public_base(request), state.media_size))
 

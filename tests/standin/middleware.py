@@ -67,12 +67,19 @@ class StandinMiddleware:
         await self._fault_response(fault, scope, receive, send)
 
     async def _hang(self, receive: Receive) -> bool:
-        """True if the hang ran its full course; False if the client went away first."""
+        """False if the client went away first; True once HANG_S passed or release_hangs() ran."""
+        released = self.state.hang_started()
+        disconnect = asyncio.ensure_future(_until_disconnect(receive))
+        release = asyncio.ensure_future(released.wait())
         try:
-            await asyncio.wait_for(_until_disconnect(receive), timeout=HANG_S)
-        except asyncio.TimeoutError:
-            return True
-        return False
+            await asyncio.wait({disconnect, release}, timeout=HANG_S,
+                               return_when=asyncio.FIRST_COMPLETED)
+            client_gone = disconnect.done()
+        finally:
+            disconnect.cancel()
+            release.cancel()
+            self.state.hang_finished(released)
+        return not client_gone
 
     async def _fault_response(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else None

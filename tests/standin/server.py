@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Self
 
 import uvicorn
 
@@ -37,7 +38,7 @@ class StandinServer:
     def _run(self) -> None:
         self._server.run(sockets=[self._socket])
 
-    def start(self) -> "StandinServer":
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + START_DEADLINE_S
         # Poll the flag uvicorn sets once it is listening; bail out if the thread died.
@@ -49,6 +50,8 @@ class StandinServer:
         return self
 
     def stop(self) -> None:
+        # Hanging requests answer first, so shutdown need not cancel them mid-flight.
+        self.state.release_hangs()
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(STOP_DEADLINE_S)
@@ -57,7 +60,7 @@ class StandinServer:
             self._thread.join(STOP_DEADLINE_S)
         self._socket.close()
 
-    def __enter__(self) -> "StandinServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from email.utils import format_datetime, parsedate_to_datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -34,7 +34,7 @@ RELAXATIONS: dict[str, list[tuple[tuple[str, ...], Any]]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_spec(name: str, spec_dir: Path = DEFAULT_SPEC_DIR) -> dict[str, Any]:
     with open(spec_dir / SPEC_FILES[name], encoding="utf-8") as handle:
         spec: dict[str, Any] = json.load(handle)

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import fields
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from .faults import FOREVER, Fault, take_fault
 from .media import media_for
 from .records import (
-    KINDS, Account, ApiKey, LegacyRecording, MediaRecording, Recording, RecordingKind,
-    VideoRecording, VoiceRecording, make_sid,
+    KINDS,
+    Account,
+    ApiKey,
+    LegacyRecording,
+    MediaRecording,
+    Recording,
+    RecordingKind,
+    VideoRecording,
+    VoiceRecording,
+    make_sid,
 )
 from .timefmt import parse_datetime
 
@@ -45,6 +55,8 @@ class StandinState:
         self.voice_media_requires_auth = True
         self.accounts: dict[str, Account] = {}
         self.api_keys: dict[str, ApiKey] = {}
+        # Requests held by hang faults, each with the event loop that must wake it.
+        self._hangs: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         # reset() returns the knobs to these constructor values.
         self._initial = (media_size, latency_s)
         self._clear()
@@ -54,10 +66,11 @@ class StandinState:
         self.faults: list[Fault] = []
         self.request_log: list[dict[str, Any]] = []
         self.media_size, self.latency_s = self._initial
-        self._last_created = datetime.now(timezone.utc) - timedelta(hours=1)
+        self._last_created = datetime.now(UTC) - timedelta(hours=1)
 
     def reset(self, keep_accounts: bool = True) -> None:
         """Forget recordings, faults, the log and knobs; accounts survive unless asked."""
+        self.release_hangs()
         with self.lock:
             self._clear()
             if not keep_accounts:
@@ -103,7 +116,7 @@ class StandinState:
 
     def _next_created(self) -> datetime:
         # Strictly increasing (by at least 1 µs) so "newest first" equals reverse creation order.
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self._last_created = max(now, self._last_created + timedelta(microseconds=1))
         return self._last_created
 
@@ -211,6 +224,25 @@ class StandinState:
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
             return take_fault(self.faults, method, path)
+
+    def hang_started(self) -> asyncio.Event:
+        """Called on the server loop by a hanging request; the event fires on release_hangs()."""
+        event = asyncio.Event()
+        with self.lock:
+            self._hangs.add((asyncio.get_running_loop(), event))
+        return event
+
+    def hang_finished(self, event: asyncio.Event) -> None:
+        with self.lock:
+            self._hangs = {(loop, e) for loop, e in self._hangs if e is not event}
+
+    def release_hangs(self) -> None:
+        """Let every hanging request answer its fault status now (thread-safe; used at shutdown)."""
+        with self.lock:
+            hangs = list(self._hangs)
+        for loop, event in hangs:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
 
     def log_request(self, method: str, path: str, query: str, username: str | None,
                     status: int | None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
 
 
@@ -12,7 +12,7 @@ class BadDate(ValueError):
 
 def utc(dt: datetime) -> datetime:
     """Naive datetimes are taken as UTC, aware ones converted to it."""
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def rfc2822(dt: datetime) -> str:
@@ -31,7 +31,7 @@ def parse_filter(value: str) -> date | datetime:
     try:
         if len(text) == 10:
             return date.fromisoformat(text)
-        return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        return utc(datetime.fromisoformat(text))
     except ValueError as exc:
         raise BadDate(value) from exc
 
@@ -41,7 +41,7 @@ def parse_datetime(value: str) -> datetime:
     parsed = parse_filter(value)
     if isinstance(parsed, datetime):
         return parsed
-    return datetime(parsed.year, parsed.month, parsed.day, tzinfo=timezone.utc)
+    return datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
 
 
 def on_or_after(created: datetime, bound: date | datetime) -> bool:

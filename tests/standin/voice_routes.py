@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -78,7 +78,7 @@ async def recording_instance(request: Request) -> Response:
         if not _visible(rec, account.sid, False):
             raise not_found(request.url.path)
         with state.lock:
-            rec.status, rec.date_updated = "deleted", datetime.now(timezone.utc)
+            rec.status, rec.date_updated = "deleted", datetime.now(UTC)
         return Response(status_code=204)
     if not _visible(rec, account.sid, include_deleted):
         raise not_found(request.url.path)
