@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from receiver import keys, stats
@@ -59,33 +60,18 @@ def _entry(event: RecordingEvent, verdict: str, job_id: str) -> str:
     )
 
 
-class Enqueuer:
-    """Owns the script and the job template; one per process, shared by all requests."""
+class EnqueueCall:
+    """The script's keys and arguments for one event; shared by the async and sync enqueuers."""
 
-    def __init__(self, redis: Redis, template: JobTemplate, ledger_ttl: int) -> None:
-        self._redis = redis
+    def __init__(self, template: JobTemplate, ledger_ttl: int) -> None:
         self._template = template
         self._ledger_ttl = ledger_ttl
-        self._script: Any = redis.register_script(_SCRIPT)
 
-    async def submit(self, event: RecordingEvent) -> EnqueueResult:
+    def build(self, event: RecordingEvent) -> tuple[str, list[str], list[Any]]:
         job_id = keys.job_id(event)
+        now = time.time()
         description = f"{event.source.value} {event.sid} {event.status.value} ({event.origin.value})"
-        argv: list[Any] = [
-            job_id,
-            self._ledger_ttl,
-            self._template.queue_key,
-            _entry(event, "queued", job_id),
-            _entry(event, "duplicate", job_id),
-            event.key,
-            int(time.time() * 1000),
-            keys.TIMELINE_LIMIT,
-            stats.callback_field(event.source.value, event.status.value, Outcome.QUEUED.value),
-            stats.callback_field(event.source.value, event.status.value, Outcome.DUPLICATE.value),
-            stats.MINUTE_TTL_SECONDS,
-            *self._template.fields(event.to_payload(), description),
-        ]
-        keys_ = [
+        script_keys = [
             keys.ledger_key(event),
             f"rq:job:{job_id}",
             self._template.queue_key,
@@ -93,7 +79,48 @@ class Enqueuer:
             keys.timeline_key(event.source.value, event.sid),
             keys.RECORDINGS_INDEX,
             stats.CALLBACKS,
-            stats.minute("callbacks", time.time()),
+            stats.minute("callbacks", now),
         ]
-        fresh = await self._script(keys=keys_, args=argv)
-        return EnqueueResult(Outcome.QUEUED if fresh else Outcome.DUPLICATE, job_id)
+        argv: list[Any] = [
+            job_id,
+            self._ledger_ttl,
+            self._template.queue_key,
+            _entry(event, "queued", job_id),
+            _entry(event, "duplicate", job_id),
+            event.key,
+            int(now * 1000),
+            keys.TIMELINE_LIMIT,
+            stats.callback_field(event.source.value, event.status.value, Outcome.QUEUED.value),
+            stats.callback_field(event.source.value, event.status.value, Outcome.DUPLICATE.value),
+            stats.MINUTE_TTL_SECONDS,
+            *self._template.fields(event.to_payload(), description),
+        ]
+        return job_id, script_keys, argv
+
+
+def _result(fresh: Any, job_id: str) -> EnqueueResult:
+    return EnqueueResult(Outcome.QUEUED if fresh else Outcome.DUPLICATE, job_id)
+
+
+class Enqueuer:
+    """For the receiver's event loop: one per process, shared by all requests."""
+
+    def __init__(self, redis: Redis, template: JobTemplate, ledger_ttl: int) -> None:
+        self._call = EnqueueCall(template, ledger_ttl)
+        self._script: Any = redis.register_script(_SCRIPT)
+
+    async def submit(self, event: RecordingEvent) -> EnqueueResult:
+        job_id, script_keys, argv = self._call.build(event)
+        return _result(await self._script(keys=script_keys, args=argv), job_id)
+
+
+class SyncEnqueuer:
+    """The same dedupe-and-enqueue for synchronous callers: the reconciler, replays, the spool."""
+
+    def __init__(self, redis: SyncRedis, template: JobTemplate, ledger_ttl: int) -> None:
+        self._call = EnqueueCall(template, ledger_ttl)
+        self._script: Any = redis.register_script(_SCRIPT)
+
+    def submit(self, event: RecordingEvent) -> EnqueueResult:
+        job_id, script_keys, argv = self._call.build(event)
+        return _result(self._script(keys=script_keys, args=argv), job_id)

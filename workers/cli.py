@@ -11,7 +11,7 @@ import click
 from receiver import logs
 from receiver.settings import Settings, load_settings
 
-ROUTES = ("voice",)
+ROUTES = ("voice", "video", "media", "legacy")
 
 
 def _settings() -> Settings:
@@ -107,6 +107,33 @@ def simulate(url: str, status: str, recording_sid: str | None) -> None:
     response = sim.send(url, params, settings.twilio_auth_token.get_secret_value())
     click.echo(f"{response.status_code} {response.reason_phrase}  RecordingSid={params['RecordingSid']} status={status}")
     sys.exit(0 if response.status_code < 300 else 1)
+
+
+@main.command()
+@click.option("--host", default=None, help="Default ADMIN_HOST (127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Default ADMIN_PORT (8001).")
+def admin(host: str | None, port: int | None) -> None:
+    """The admin console only (a separate app and port; never on the public one)."""
+    from console import server
+
+    settings = _settings()
+    server.run(settings, host or settings.admin_host, port or settings.admin_port)
+
+
+@main.command()
+@click.option("--source", "sources", multiple=True, type=click.Choice(["voice", "video", "media", "legacy"]), help="Repeatable; default all.")
+@click.option("--since", default=None, help="ISO 8601 date or datetime; default: the watermark.")
+@click.option("--account", "accounts", multiple=True, help="Account SID (repeatable); default all configured.")
+def reconcile(sources: tuple[str, ...], since: str | None, accounts: tuple[str, ...]) -> None:
+    """One reconciliation pass: list recordings at Twilio and queue what no callback brought."""
+    from workers import reconciler
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("REDIS_URL is not set")
+    report = reconciler.run_once(settings, sources=list(sources), since=since, accounts=list(accounts))
+    click.echo(report.render())
+    sys.exit(0 if report.ok else 1)
 
 
 @main.command()

@@ -10,6 +10,8 @@ import httpx
 from redis import Redis
 
 from receiver.accounts import Account, AccountBook, load_accounts
+from receiver.enqueue import SyncEnqueuer
+from receiver.job_template import JobTemplate
 from receiver.settings import Settings, load_settings
 from workers.catalog import Catalog
 from workers.twilio_rest import TwilioRest
@@ -32,6 +34,12 @@ class WorkerContext:
     @cached_property
     def catalog(self) -> Catalog:
         return Catalog(self.redis)
+
+    @cached_property
+    def enqueuer(self) -> SyncEnqueuer:
+        """Dedupe-and-enqueue exactly as the receiver does it, for reconciler passes and replays."""
+        s = self.settings
+        return SyncEnqueuer(self.redis, JobTemplate(s.queue_name, s.job_timeout_seconds, s.retry_max), s.ledger_ttl_seconds)
 
     @cached_property
     def rest(self) -> TwilioRest:

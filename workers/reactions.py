@@ -8,7 +8,7 @@ from typing import Any
 from receiver.events import ERROR_MEANINGS, RecordingEvent
 from workers.archive import Placement, download, write_json
 from workers.context import WorkerContext
-from workers.sources import voice
+from workers import sources
 
 
 def completed(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
@@ -17,20 +17,22 @@ def completed(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
     if state.get("archived_at"):
         return {"archived": "already", "media": state.get("media_path")}
     account = ctx.account(event.account_sid)
-    client = ctx.rest.client(account)
-    metadata = voice.fetch(client, event.account_sid, event.sid)
-    fmt = ctx.settings.media_format
-    place = Placement.of(ctx.settings.storage_path, event.source.value, event.account_sid, event.sid, fmt)
-    url = voice.media_url(ctx.settings.twilio_api_base_url, event.account_sid, event.sid, fmt)
-    size = download(ctx.http, url, place.media, auth=account.rest_credentials())
-    record = {"recording": metadata, "event": event.to_payload(), "media": {"file": place.media.name, "bytes": size, "format": fmt}}
-    write_json(place.metadata, record)
+    api = sources.api_for(event.source)
+    metadata = api.fetch(ctx, account, event.sid)
+    location = api.media(ctx, account, event, metadata)
+    place = Placement.of(ctx.settings.storage_path, event.source.value, event.account_sid, event.sid, location.ext if location else "none")
+    media: dict[str, Any] | None = None
+    if location is not None:
+        size = download(ctx.http, location.url, place.media, auth=location.auth, expected=location.expected_bytes)
+        media = {"file": place.media.name, "bytes": size, "format": location.ext}
+    write_json(place.metadata, {"recording": metadata, "event": event.to_payload(), "media": media})
     ctx.catalog.update(
         event.source.value, event.sid,
-        archived_at=time.time(), media_path=str(place.media), metadata_path=str(place.metadata), media_bytes=size,
+        archived_at=time.time(), media_path=str(place.media) if media else None, metadata_path=str(place.metadata),
+        media_bytes=media["bytes"] if media else None,
         duration=metadata.get("duration"), date_created=metadata.get("date_created"),
     )
-    return {"archived": "now", "media": str(place.media), "bytes": size}
+    return {"archived": "now", "media": str(place.media) if media else None, "bytes": media["bytes"] if media else 0}
 
 
 def absent(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twilio.rest import Client
+
+from workers.sources import MediaLocation
+
+if TYPE_CHECKING:
+    from receiver.accounts import Account
+    from receiver.events import RecordingEvent
+    from workers.context import WorkerContext
 
 FIELDS = (
     "sid", "account_sid", "call_sid", "conference_sid", "status", "duration", "channels", "source",
@@ -26,3 +33,13 @@ def fetch(client: Client, account_sid: str, sid: str) -> dict[str, Any]:
 def media_url(api_base_url: str, account_sid: str, sid: str, fmt: str) -> str:
     """Built from the configured host and the SIDs, never from a URL a request carried."""
     return f"{api_base_url}/2010-04-01/Accounts/{account_sid}/Recordings/{sid}.{fmt}"
+
+
+class VoiceApi:
+    def fetch(self, ctx: WorkerContext, account: Account, sid: str) -> dict[str, Any]:
+        return fetch(ctx.rest.client(account), account.sid, sid)
+
+    def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation:
+        fmt = ctx.settings.media_format
+        url = media_url(ctx.settings.twilio_api_base_url, account.sid, event.sid, fmt)
+        return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)
