@@ -39,7 +39,8 @@ def redis_args(data_dir: Path, port: int) -> list[str]:
     return [
         "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
         "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
-        "--save", "", "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning",
+        "--save", "", "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "notice",
+        "--logfile", str(data_dir / "redis.log"),
     ]
 
 
