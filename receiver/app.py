@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import AsyncIterator
 
@@ -13,7 +14,9 @@ from receiver import logs
 from receiver.accounts import load_accounts
 from receiver.callbacks import CallbackEndpoint, Deps
 from receiver.counters import Counters
+from receiver.delivery import Delivery
 from receiver.enqueue import Enqueuer
+from receiver.spool import Spool
 from receiver.events import Source
 from receiver.health import healthz, readyz
 from receiver.job_template import JobTemplate
@@ -34,12 +37,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     accounts = load_accounts(settings)
     redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     template = JobTemplate(settings.queue_name, settings.job_timeout_seconds, settings.retry_max)
-    deps = Deps(
-        settings=settings,
-        accounts=accounts,
-        enqueuer=Enqueuer(redis, template, settings.ledger_ttl_seconds),
-        counters=Counters(redis),
-    )
+    spool = Spool(settings.spool_path)
+    enqueuer = Enqueuer(redis, template, settings.ledger_ttl_seconds)
+    delivery = Delivery(enqueuer, spool, settings.spool_after_seconds, redis)
+    deps = Deps(settings=settings, accounts=accounts, delivery=delivery, counters=Counters(redis))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -47,7 +48,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             log.warning("PUBLIC_BASE_URL is not set: signatures are checked against the Host header")
         if accounts.default is None and not list(accounts):
             log.warning("no Twilio account configured: every callback will be rejected")
+        drainer = asyncio.create_task(delivery.run_drainer())
         yield
+        drainer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drainer
+        with contextlib.suppress(Exception):
+            # A last attempt, so a clean shutdown leaves nothing behind when Redis is up.
+            await asyncio.wait_for(delivery.drain_once(), 5.0)
+        spool.close()
         await redis.aclose()
 
     routes = [

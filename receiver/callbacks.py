@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
@@ -13,7 +12,7 @@ from receiver import logs
 from receiver.accounts import AccountBook
 from receiver.counters import Counters
 from receiver.body import BodyTooLarge, read_limited
-from receiver.enqueue import Enqueuer
+from receiver.delivery import SPOOLED, Delivery, SpoolUnavailable
 from receiver.errors import BadCallback
 from receiver.events import RecordingEvent, Source
 from receiver.form import Params, parse_params
@@ -34,7 +33,7 @@ class Deps:
 
     settings: Settings
     accounts: AccountBook
-    enqueuer: Enqueuer
+    delivery: Delivery
     counters: Counters
 
 
@@ -142,17 +141,18 @@ class CallbackEndpoint:
 
     async def _enqueue(self, event: RecordingEvent, matched: str | None) -> Response:
         try:
-            result = await self.deps.enqueuer.submit(event)
-        except (RedisError, OSError) as exc:
-            log.error("enqueue failed", source=event.source.value, sid=event.sid, error=type(exc).__name__)
+            result = await self.deps.delivery.deliver(event)
+        except SpoolUnavailable:
             return _reply(503, "temporarily unavailable")
         log.info(
             "callback accepted",
             source=event.source.value,
             sid=event.sid,
             status=event.status.value,
-            outcome=result.outcome.value,
+            outcome=result.outcome,
             job_id=result.job_id,
             token=matched,
         )
+        if result.outcome == SPOOLED:
+            return _reply(self.deps.settings.outage_response)
         return _reply(204)

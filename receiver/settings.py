@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     # Must outlive every RQ job and retry, so a late duplicate is still recognised.
     ledger_ttl_seconds: int = 90 * 24 * 3600
 
+    # When Redis does not take an event within this bound it goes to the local spool instead.
+    spool_after_seconds: float = 0.5
+    spool_dir: Path | None = Field(default=None, description="Defaults to DATA_DIR/spool")
+    # 204: Twilio is told all is well once the event is spooled (the default; Twilio does not
+    # retry by default). 503: for users who configured Twilio to retry on errors.
+    outage_response: Literal[204, 503] = 204
+
     # Worker behaviour.
     job_timeout_seconds: int = 900
     retry_max: int = 8
@@ -77,6 +84,10 @@ class Settings(BaseSettings):
     @property
     def storage_path(self) -> Path:
         return self.storage_dir or self.data_dir / "recordings"
+
+    @property
+    def spool_path(self) -> Path:
+        return (self.spool_dir or self.data_dir / "spool") / "events.sqlite3"
 
 
 def load_settings(**overrides: object) -> Settings:

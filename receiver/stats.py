@@ -11,6 +11,8 @@ CALLBACKS = f"{PREFIX}:callbacks"
 SIGNATURE_FAILURES = f"{PREFIX}:signature_failures"
 # Hash: "{source}|{outcome}" -> count, and "{source}|{outcome}|seconds" -> summed seconds.
 JOBS = f"{PREFIX}:jobs"
+# Hash: receiver "host:pid" -> events waiting in its local spool (0 once drained).
+SPOOL = f"{PREFIX}:spool"
 # Hash: "{status}" -> count of Twilio API responses by HTTP status.
 TWILIO_RESPONSES = f"{PREFIX}:twilio_responses"
 

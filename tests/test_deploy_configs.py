@@ -244,6 +244,14 @@ def test_dockerignore_sends_the_packages_and_nothing_else() -> None:
     for pattern in includes:
         package = pattern.rstrip("*").rstrip(".")
         assert f"!{package}/" in lines, f"package {package} of pyproject.toml is not sent to the build"
+    # Every top-level package of the repository must be in the wheel, or the image lacks it
+    # (e.g. `admin` imports `console`).
+    for package in sorted(p.parent.name for p in ROOT.glob("*/__init__.py")):
+        if package in {"tests", "deploy"}:
+            continue
+        assert any(re.fullmatch(pattern.replace(".", r"\.").replace("*", ".*"), package) for pattern in includes), (
+            f"top-level package {package}/ is not in [tool.setuptools.packages.find] include: the wheel would lack it"
+        )
     readme = pyproject["project"].get("readme")
     if isinstance(readme, str):
         assert f"!{readme}" in lines, f"{readme} (project.readme) is not sent to the build"
@@ -557,10 +565,10 @@ def test_systemd_analyze_security(verifiable_units: list[Path]) -> None:
     if not analyze:
         pytest.skip("systemd-analyze not installed")
     for unit in verifiable_units:
-        result = run([analyze, "security", "--offline=yes", "--threshold=5", "--no-pager", str(unit)])
+        result = run([analyze, "security", "--offline=yes", "--threshold=50", "--no-pager", str(unit)])
         if "offline" in result.stderr and "unrecognized" in result.stderr:
             pytest.skip("this systemd-analyze has no --offline (systemd < 250)")
-        assert result.returncode == 0, f"{unit.name} exposure above 5:\n{result.stdout[-1500:]}{result.stderr}"
+        assert result.returncode == 0, f"{unit.name} exposure above 5.0 (the threshold is in tenths):\n{result.stdout[-1500:]}{result.stderr}"
 
 
 # ------------------------------------------------------------------------------------ proxies
@@ -572,8 +580,8 @@ def caddyfile_directives() -> str:
 def test_caddyfile_structure() -> None:
     text = caddyfile_directives()
     assert re.search(r"reverse_proxy\s+receiver-a:8000\s+receiver-b:8000", text)
-    for directive in ("rewrite", "uri ", "handle_path", "strip_prefix", "header_up -X-Forwarded", "trusted_proxies"):
-        assert directive not in text, f"`{directive}` changes what the receiver sees (PROXIES.md)"
+    for directive in ("rewrite", "uri", "handle_path", "strip_prefix", "header_up -X-Forwarded", "trusted_proxies"):
+        assert not re.search(rf"^\s*{directive}\b", text, re.M), f"`{directive}` changes what the receiver sees (PROXIES.md)"
     size = re.search(r"max_size\s+(\d+)\s*(KB|MB|k|m)?", text, re.I)
     assert size, "the Caddyfile must limit the request body"
     factor = {"kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2}.get((size.group(2) or "").lower(), 1)
@@ -780,7 +788,8 @@ def send_raw(port: int, host: str, target: str, body: bytes, sni: str | None = N
 
 def assert_forwarded_untouched(upstreams: tuple[RecordingUpstream, RecordingUpstream], host: str, proto: str) -> None:
     seen = upstreams[0].callbacks() + upstreams[1].callbacks()
-    assert len(seen) == 1, f"expected one forwarded callback, got {[r[0] for r in seen]}"
+    everything = [r[0] for r in upstreams[0].requests + upstreams[1].requests]
+    assert len(seen) == 1, f"expected one forwarded callback under /twilio/, the upstreams saw {everything}"
     request_line, headers, body = seen[0]
     assert request_line == f"POST {AWKWARD_TARGET} HTTP/1.1", f"the proxy changed the request line: {request_line}"
     values = {k.lower(): [v for n, v in headers if n.lower() == k.lower()] for k, _ in headers}
