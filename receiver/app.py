@@ -21,10 +21,13 @@ from receiver.events import Source
 from receiver.health import healthz, readyz
 from receiver.job_template import JobTemplate
 from receiver.settings import Settings, load_settings
-from receiver.sources import Parser, voice
+from receiver.sources import Parser, legacy, media, video, voice
 
 PARSERS: dict[Source, Parser] = {
     Source.VOICE: voice.parse,
+    Source.VIDEO: video.parse,
+    Source.MEDIA: media.parse,
+    Source.LEGACY: legacy.parse,
 }
 
 log = logs.get("receiver.app")

@@ -6,7 +6,7 @@ from receiver.events import RecordingEvent
 
 PREFIX = "rr"
 JOB_FUNCTION = "workers.jobs.process_recording"
-RECONCILE_FUNCTION = "workers.jobs.reconcile"
+RECONCILE_FUNCTION = "workers.reconcile_job.reconcile"
 
 # Every recording, newest first: member "{source}:{sid}", score = first seen (epoch ms).
 RECORDINGS_INDEX = f"{PREFIX}:recordings"
@@ -49,3 +49,18 @@ def related_key(parent_sid: str) -> str:
 
 def archive_lock_key(source: str, sid: str) -> str:
     return f"{PREFIX}:archiving:{source}:{sid}"
+
+
+# Hash of the last reconciler pass, for the console: at, seen, missing, queued, duplicates,
+# errors, and `sources` (a JSON list, one object per source and account).
+RECONCILE_LAST = f"{PREFIX}:reconcile:last"
+
+
+def watermark_key(account_sid: str, source: str) -> str:
+    """ISO time (UTC, 'Z') from which the next reconciler pass of this account and source lists."""
+    return f"{PREFIX}:reconcile:watermark:{account_sid}:{source}"
+
+
+def reconcile_job_id(slot: int) -> str:
+    """The scheduled pass due at epoch second `slot`: one id per slot, so a chain never doubles."""
+    return f"rr-reconcile-{slot}"

@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Configuration of every role. Secrets are `SecretStr`, so a repr or log never shows them."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+    # An empty variable (`STORAGE_DIR=`) means unset, not "the current directory" or an empty secret.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True, env_ignore_empty=True)
 
     # Redis: unset means `up` starts an embedded redis-server under DATA_DIR.
     redis_url: str | None = None
@@ -57,7 +58,11 @@ class Settings(BaseSettings):
     # retry by default). 503: for users who configured Twilio to retry on errors.
     outage_response: Literal[204, 503] = 204
 
-    # Worker behaviour.
+    # Worker behaviour. Jobs wait on Twilio, so threads in one process multiply throughput.
+    worker_threads: int = 8
+    # A running job's lease; a worker killed mid-job has its job retried once the lease lapses.
+    worker_lease_seconds: int = 60
+    worker_maintenance_seconds: int = 30
     job_timeout_seconds: int = 900
     retry_max: int = 8
     # First backoff step; doubles per attempt, with jitter, up to 15 minutes.
@@ -72,6 +77,23 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(default=None, description="Bearer token for the JSON API")
     admin_secret_key: SecretStr | None = Field(default=None, description="Signs session cookies")
     admin_insecure_no_auth: bool = Field(default=False, description="Only honoured on a loopback bind")
+    admin_secure_cookies: bool = Field(
+        default=False, description="Always mark console cookies Secure (they are whenever a request arrives over HTTPS)"
+    )
+    admin_session_hours: float = Field(default=12.0, gt=0, description="How long a console login lasts")
+
+    # Reconciler: lists recordings at Twilio and queues those no callback brought.
+    # Seconds between scheduled passes; 0 turns the schedule off (`reconcile` still works).
+    reconcile_interval_seconds: int = Field(default=600, ge=0)
+    # Each pass re-lists this far behind the newest recording the last one saw, so a recording
+    # that shows up late in Twilio's lists never falls between two passes.
+    reconcile_overlap_seconds: int = Field(default=3600, ge=0)
+    # How far back the first pass of an account and source looks (no watermark yet).
+    reconcile_lookback_seconds: int = Field(default=2 * 24 * 3600, gt=0)
+    # Comma-separated sources the scheduled pass covers (voice, video, media, legacy).
+    reconcile_sources: str = "voice,video,media,legacy"
+    # Requested list page size; clamped to each API's own maximum (video's is 100).
+    reconcile_page_size: int = Field(default=1000, ge=1)
 
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -115,6 +115,7 @@ def pipeline_settings(make_settings: Callable[..., Settings], standin: Any) -> C
             twilio_media_base_url=standin.base_url,
             retry_base_seconds=0,
             twilio_timeout_seconds=5,
+            worker_threads=2,
         )
         values.update(overrides)
         return make_settings(**values)

@@ -10,7 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PURE = ["receiver.events", "receiver.sids", "receiver.errors", "receiver.keys", "receiver.settings",
         "receiver.signature", "receiver.form", "receiver.signed_url", "receiver.accounts", "receiver.sources.voice",
-        "receiver.stats"]
+        "receiver.sources.video", "receiver.sources.media", "receiver.sources.legacy",
+        "receiver.sources.twilio_urls", "receiver.stats"]
 
 
 def test_pure_modules_load_no_web_framework_queue_or_redis() -> None:

@@ -21,8 +21,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,7 @@ def tool(*names: str) -> str | None:
 
 
 def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=RUN_TIMEOUT, **kwargs)
+    return subprocess.run(args, check=False, capture_output=True, text=True, timeout=RUN_TIMEOUT, **kwargs)
 
 
 def yaml_module() -> Any:
@@ -216,7 +217,7 @@ def test_dockerfile_structure() -> None:
     stages = dockerfile_stages()
     assert len(stages) >= 2, "the Dockerfile must be multi-stage"
     text = (DEPLOY / "Dockerfile").read_text()
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", text, re.M), "base image must be python:3.11-slim"
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", text, re.MULTILINE), "base image must be python:3.11-slim"
     final = stages[-1]
     assert "${PYTHON_IMAGE}" in final[0] or "python:3.11-slim" in final[0]
     users = [line.split(None, 1)[1].split(":")[0] for line in final if line.upper().startswith("USER ")]
@@ -255,6 +256,30 @@ def test_dockerignore_sends_the_packages_and_nothing_else() -> None:
     readme = pyproject["project"].get("readme")
     if isinstance(readme, str):
         assert f"!{readme}" in lines, f"{readme} (project.readme) is not sent to the build"
+
+
+def test_wheel_carries_the_packages_data_files() -> None:
+    """Templates and static files of a package reach the wheel (and so the image) only if declared."""
+    import fnmatch
+    import tomllib
+
+    setuptools_config = tomllib.loads((ROOT / "pyproject.toml").read_text()).get("tool", {}).get("setuptools", {})
+    declared: dict[str, list[str]] = setuptools_config.get("package-data", {})
+    missing = []
+    for init in sorted(ROOT.glob("*/__init__.py")):
+        package = init.parent
+        if package.name in {"tests", "deploy"}:
+            continue
+        for path in sorted(p for p in package.rglob("*") if p.is_file()):
+            relative = path.relative_to(package)
+            if path.suffix in {".py", ".pyc", ".pyi"} or "__pycache__" in relative.parts:
+                continue
+            patterns = declared.get(package.name, []) + declared.get("*", []) + declared.get("", [])
+            if not any(fnmatch.fnmatch(str(relative), pattern) for pattern in patterns):
+                missing.append(f"{package.name}/{relative}")
+    assert not missing, (
+        f"files the wheel would leave out (add [tool.setuptools.package-data] to pyproject.toml): {missing[:10]}"
+    )
 
 
 def test_hadolint() -> None:
@@ -581,8 +606,8 @@ def test_caddyfile_structure() -> None:
     text = caddyfile_directives()
     assert re.search(r"reverse_proxy\s+receiver-a:8000\s+receiver-b:8000", text)
     for directive in ("rewrite", "uri", "handle_path", "strip_prefix", "header_up -X-Forwarded", "trusted_proxies"):
-        assert not re.search(rf"^\s*{directive}\b", text, re.M), f"`{directive}` changes what the receiver sees (PROXIES.md)"
-    size = re.search(r"max_size\s+(\d+)\s*(KB|MB|k|m)?", text, re.I)
+        assert not re.search(rf"^\s*{directive}\b", text, re.MULTILINE), f"`{directive}` changes what the receiver sees (PROXIES.md)"
+    size = re.search(r"max_size\s+(\d+)\s*(KB|MB|k|m)?", text, re.IGNORECASE)
     assert size, "the Caddyfile must limit the request body"
     factor = {"kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2}.get((size.group(2) or "").lower(), 1)
     assert int(size.group(1)) * factor >= MAX_BODY, "the proxy must not cut below MAX_BODY_BYTES (let the app answer 413)"
@@ -624,7 +649,7 @@ def test_caddy_adapt_and_validate(tmp_path: Path) -> None:
     assert len(proxies) == 1 and {u["dial"] for u in proxies[0]["upstreams"]} == {"receiver-a:8000", "receiver-b:8000"}
     deleted = proxies[0].get("headers", {}).get("request", {}).get("delete", [])
     assert not any(h.lower().startswith("x-forwarded") for h in deleted)
-    assert [h["max_size"] for h in found if h["handler"] == "request_body"][0] >= MAX_BODY
+    assert next(h["max_size"] for h in found if h["handler"] == "request_body") >= MAX_BODY
     valid = run([caddy, "validate", "--config", str(DEPLOY / "Caddyfile"), "--adapter", "caddyfile"], env=env)
     assert valid.returncode == 0, valid.stderr
 
@@ -640,7 +665,7 @@ def test_nginx_conf_structure() -> None:
     for target in passes:
         # No URI part: nginx then forwards the client's request URI untouched.
         assert re.fullmatch(r"http://[A-Za-z0-9_.-]+(:\d+)?", target), f"proxy_pass {target} has a URI part"
-    assert not re.search(r"^\s*rewrite\s", text, re.M)
+    assert not re.search(r"^\s*rewrite\s", text, re.MULTILINE)
     assert re.search(r"merge_slashes\s+off;", text)
     for header in ("Host", "X-Forwarded-Host", "X-Forwarded-Proto"):
         assert re.search(rf"proxy_set_header\s+{header}\s+\$", text), f"{header} is not set"

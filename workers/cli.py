@@ -72,10 +72,11 @@ def serve(host: str, port: int) -> None:
 
 
 @main.command()
-@click.option("--concurrency", default=1, show_default=True, help="Worker processes.")
+@click.option("--concurrency", type=int, default=None, help="Jobs at once per process (threads; default WORKER_THREADS=8).")
+@click.option("--processes", default=1, show_default=True, help="Worker processes.")
 @click.option("--scheduler/--no-scheduler", default=True, help="Run RQ's scheduler (retries, reconciler).")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-def worker(concurrency: int, scheduler: bool, burst: bool) -> None:
+def worker(concurrency: int | None, processes: int, scheduler: bool, burst: bool) -> None:
     """RQ workers that fetch, archive and react."""
     from workers import runner
     from workers.supervisor import Supervisor
@@ -83,11 +84,13 @@ def worker(concurrency: int, scheduler: bool, burst: bool) -> None:
     settings = _settings()
     if not settings.redis_url:
         raise click.UsageError("REDIS_URL is not set")
-    if concurrency <= 1:
-        sys.exit(0 if runner.run(settings, with_scheduler=scheduler, burst=burst) else 1)
+    if processes <= 1:
+        runner.run(settings, with_scheduler=scheduler, burst=burst, threads=concurrency)
+        return
     supervisor = Supervisor()
-    for index in range(concurrency):
+    for index in range(processes):
         args = ["worker"] + ([] if index == 0 and scheduler else ["--no-scheduler"]) + (["--burst"] if burst else [])
+        args += ["--concurrency", str(concurrency)] if concurrency else []
         supervisor.spawn(f"worker-{index}", args, dict(os.environ))
     sys.exit(supervisor.wait())
 

@@ -1,28 +1,26 @@
-"""Runs RQ workers on our queue with RQ's JSON serializer and, where asked, RQ's scheduler."""
+"""Runs a process of RQ workers: threads on our queue, RQ's JSON serializer, optionally RQ's scheduler."""
 
 from __future__ import annotations
 
 from redis import Redis
-from rq import Queue, SimpleWorker
-from rq.serializers import JSONSerializer
 
 from receiver import logs
 from receiver.settings import Settings
 from workers import context
+from workers.pool import ThreadPool
 
 
-class RecordingWorker(SimpleWorker):
-    """Runs jobs in its own process: no fork per job, so the Twilio clients and pools are reused.
-
-    A crash of the process is still survivable: RQ finds the abandoned job in the started
-    registry and retries it, and every effect of a job is idempotent.
-    """
-
-
-def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, name: str | None = None) -> bool:
+def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, threads: int | None = None) -> bool:
+    """Returns whether any job succeeded (burst mode uses it; a long-running pool returns on stop)."""
     context.install(context.WorkerContext(settings))
-    redis = Redis.from_url(settings.redis_url or "")
-    queue = Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
-    worker = RecordingWorker([queue], connection=redis, serializer=JSONSerializer, name=name)
-    logs.get("workers.runner").info("worker starting", queue=settings.queue_name, scheduler=with_scheduler)
-    return bool(worker.work(with_scheduler=with_scheduler, burst=burst, logging_level=settings.log_level))
+    redis = Redis.from_url(settings.redis_url or "", socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
+    pool = ThreadPool(
+        redis,
+        settings.queue_name,
+        threads or settings.worker_threads,
+        with_scheduler=with_scheduler,
+        lease_seconds=settings.worker_lease_seconds,
+        maintenance_seconds=settings.worker_maintenance_seconds,
+    )
+    logs.get("workers.runner").info("worker process starting", queue=settings.queue_name, scheduler=with_scheduler)
+    return pool.run(burst=burst, logging_level=settings.log_level) > 0

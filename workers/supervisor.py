@@ -28,6 +28,11 @@ class Supervisor:
         self.children.append((name, proc))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            # A second Ctrl-C: stop waiting for running jobs; RQ retries whatever was cut short.
+            for _, proc in self.children:
+                if proc.poll() is None:
+                    proc.kill()
         self.stopping = True
 
     def wait(self) -> int:
@@ -45,13 +50,19 @@ class Supervisor:
         self.stop()
         return code
 
-    def stop(self, grace: float = 20.0) -> None:
-        """SIGTERM in reverse start order (workers finish their job, Redis last), then SIGKILL."""
-        for _, proc in reversed(self.children):
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
+    def stop(self, grace: float = 60.0) -> None:
+        """SIGTERM to every child at once (workers finish their jobs, the receiver drains), then
+        Redis last so they can still write; SIGKILL whatever outlives the grace period."""
+        redis = [proc for name, proc in self.children if name == "redis"]
+        others = [proc for name, proc in self.children if name != "redis"]
+        for group in (others, redis):
+            for proc in group:
+                if proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for proc in group:
                 try:
-                    proc.wait(timeout=grace)
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()

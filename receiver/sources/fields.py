@@ -31,6 +31,16 @@ def required_sid(params: Params, name: str, prefix: str) -> str:
     return value
 
 
+def first_of(params: Params, names: tuple[str, ...]) -> tuple[str, str] | None:
+    """(name, value) of the first of `names` that was sent non-empty; for sources whose field
+    names vary between Twilio products and versions."""
+    for name in names:
+        value = params.first(name)
+        if value:
+            return name, value
+    return None
+
+
 def kept(params: Params, names: tuple[str, ...]) -> dict[str, str]:
     """The named fields that were sent, first value of each."""
     out = {}

@@ -6,15 +6,16 @@ reconciler never branch on the source themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
 
-from receiver.events import Source
+from receiver.events import Origin, RecordingEvent, Source, Status
 
 if TYPE_CHECKING:
     from receiver.accounts import Account
-    from receiver.events import RecordingEvent
     from workers.context import WorkerContext
+    from workers.paging import Backoff
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,44 @@ class MediaLocation:
     expected_bytes: int | None = None
 
 
+@dataclass(frozen=True)
+class Listed:
+    """One recording as a list endpoint shows it, in the terms its callback would have used."""
+
+    sid: str
+    # None while Twilio is still recording or processing it. DELETED is reported, never queued.
+    status: Status | None
+    date_created: datetime | None
+    related: Mapping[str, str] = field(default_factory=dict)
+    error_code: str | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    def event(self, source: Source, account_sid: str) -> RecordingEvent:
+        """The event a callback would have brought; only meaningful for a final status."""
+        if self.status is None:
+            raise ValueError(f"{self.sid} has no final status yet")
+        return RecordingEvent(
+            source=source,
+            sid=self.sid,
+            status=self.status,
+            account_sid=account_sid,
+            occurred_at=self.date_created.isoformat() if self.date_created else None,
+            error_code=self.error_code,
+            related=dict(self.related),
+            details=dict(self.details),
+        ).with_origin(Origin.RECONCILER)
+
+
 class SourceApi(Protocol):
     def fetch(self, ctx: WorkerContext, account: Account, sid: str) -> dict[str, Any]:
         """The recording's metadata as plain JSON-able values."""
 
     def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation | None:
         """Where its media is, or None when the recording has none."""
+
+    def list_recordings(self, ctx: WorkerContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
+        """The account's recordings created at or after `since` (all when None), newest first where
+        the API allows. May yield a few older ones where the API filters by day only."""
 
 
 REGISTRY: dict[Source, SourceApi] = {}
@@ -50,6 +83,28 @@ def api_for(source: Source) -> SourceApi:
 
 
 def _load_builtin() -> None:
-    from workers.sources import voice
+    from workers.sources import legacy, media, video, voice
 
     register(Source.VOICE, voice.VoiceApi())
+    register(Source.VIDEO, video.VideoApi())
+    register(Source.MEDIA, media.MediaApi())
+    register(Source.LEGACY, legacy.LegacyApi())
+
+
+def details(values: Mapping[str, Any]) -> dict[str, str]:
+    """Callback-style details from REST values: strings, without the empty ones."""
+    return {name: str(value) for name, value in values.items() if value not in (None, "")}
+
+
+def media_ext(value: Any, default: str) -> str:
+    """A file extension from REST metadata, safe to put in a file name."""
+    text = str(value or "").lower()
+    return text if text.isalnum() and 0 < len(text) <= 8 else default
+
+
+def positive_int(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from twilio.rest import Client
 
-from workers.sources import MediaLocation
+from receiver.events import Status
+from workers import paging
+from workers.sources import Listed, MediaLocation, details
+from workers.twilio_time import iso_z, parse
 
 if TYPE_CHECKING:
     from receiver.accounts import Account
     from receiver.events import RecordingEvent
     from workers.context import WorkerContext
+    from workers.paging import Backoff
 
 FIELDS = (
     "sid", "account_sid", "call_sid", "conference_sid", "status", "duration", "channels", "source",
     "error_code", "start_time", "date_created", "date_updated", "price", "price_unit", "track", "uri",
     "api_version", "media_url",
 )
+MAX_PAGE_SIZE = 1000
+
+# paused, stopped, processing and in-progress are not final yet: None.
+_STATUSES = {"completed": Status.COMPLETED, "absent": Status.ABSENT, "failed": Status.FAILED, "deleted": Status.DELETED}
 
 
 def _plain(value: Any) -> Any:
@@ -35,6 +43,22 @@ def media_url(api_base_url: str, account_sid: str, sid: str, fmt: str) -> str:
     return f"{api_base_url}/2010-04-01/Accounts/{account_sid}/Recordings/{sid}.{fmt}"
 
 
+def listed(item: dict[str, Any]) -> Listed:
+    related = {name: str(item[name]) for name in ("call_sid", "conference_sid") if item.get(name)}
+    error_code = item.get("error_code")
+    return Listed(
+        sid=str(item.get("sid")),
+        status=_STATUSES.get(str(item.get("status"))),
+        date_created=parse(item.get("date_created")),
+        related=related,
+        error_code=str(error_code) if error_code not in (None, "", 0, "0") else None,
+        details=details({
+            "RecordingDuration": item.get("duration"), "RecordingChannels": item.get("channels"),
+            "RecordingSource": item.get("source"), "ErrorCode": error_code,
+        }),
+    )
+
+
 class VoiceApi:
     def fetch(self, ctx: WorkerContext, account: Account, sid: str) -> dict[str, Any]:
         return fetch(ctx.rest.client(account), account.sid, sid)
@@ -43,3 +67,15 @@ class VoiceApi:
         fmt = ctx.settings.media_format
         url = media_url(ctx.settings.twilio_api_base_url, account.sid, event.sid, fmt)
         return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)
+
+    def list_recordings(self, ctx: WorkerContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
+        # Soft-deleted ones too, so a recording deleted before we archived it is seen and reported.
+        base = ctx.settings.twilio_api_base_url
+        params: dict[str, Any] = {"IncludeSoftDeleted": "true", "PageSize": min(ctx.settings.reconcile_page_size, MAX_PAGE_SIZE)}
+        if since is not None:
+            # On the wire "DateCreated%3E=…", which Twilio reads as DateCreated>=.
+            params["DateCreated>"] = iso_z(since)
+        url = f"{base}/2010-04-01/Accounts/{account.sid}/Recordings.json"
+        for page in paging.walk(ctx.rest.client(account), url, params, paging.next_2010(base), backoff):
+            for item in paging.records(page, "recordings"):
+                yield listed(item)

@@ -1,0 +1,116 @@
+"""The console's ASGI app, wired in one factory; a separate app and port from the public receiver."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import AsyncIterator
+
+from redis import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from console import api, confirm, context, login, pages
+from console.actions import Actions
+from console.auth import Authenticator
+from console.bind import auth_is_open, problems
+from console.guard import Guard, is_machine_path
+from console.metrics import registry_for
+from console.queries import Recordings
+from console.render import Renderer
+from receiver import logs
+from receiver.settings import Settings, load_settings
+
+log = logs.get("console.app")
+STATIC = Path(__file__).parent / "static"
+_JOB = "/jobs/{job_id:str}/{verb:str}"
+_CAUSE = "/failures/{cause_id:str}/{verb:str}"
+
+
+async def healthz(request: Request) -> Response:
+    """For probes: says the process answers, and nothing else."""
+    return PlainTextResponse("ok\n")
+
+
+def routes() -> list[Route | Mount]:
+    return [
+        Route("/", pages.overview_page, methods=["GET"]),
+        Route("/recordings", pages.recordings_page, methods=["GET"]),
+        Route("/recordings/{source:str}/{sid:str}", pages.recording_page, methods=["GET"]),
+        Route("/failures", pages.failures_page, methods=["GET"]),
+        Route("/failures/{cause_id:str}", pages.cause_page, methods=["GET"]),
+        Route(_CAUSE, confirm.cause_confirm, methods=["GET"]),
+        Route(_CAUSE, confirm.cause_perform, methods=["POST"]),
+        Route(_JOB, confirm.job_confirm, methods=["GET"]),
+        Route(_JOB, confirm.job_perform, methods=["POST"]),
+        Route("/workers", pages.workers_page, methods=["GET"]),
+        Route("/login", login.login_page, methods=["GET"]),
+        Route("/login", login.login_submit, methods=["POST"]),
+        Route("/logout", login.logout, methods=["POST"]),
+        Route("/api/overview", api.overview_json, methods=["GET"]),
+        Route("/api/recordings", api.recordings_json, methods=["GET"]),
+        Route("/api/recordings/{source:str}/{sid:str}", api.recording_json, methods=["GET"]),
+        Route("/api/failures", api.failures_json, methods=["GET"]),
+        Route("/api/failures/{cause_id:str}", api.cause_json, methods=["GET"]),
+        Route("/api/failures/{cause_id:str}/{verb:str}", api.cause_action, methods=["POST"]),
+        Route("/api/jobs/{job_id:str}/{verb:str}", api.job_action, methods=["POST"]),
+        Route("/api/workers", api.workers_json, methods=["GET"]),
+        Route("/metrics", api.metrics_endpoint, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The console for `settings.admin_host`; refuses a configuration `console.bind` refuses."""
+    settings = settings or load_settings()
+    errors = problems(settings, settings.admin_host)
+    if errors:
+        raise ValueError("; ".join(errors))
+    open_access = auth_is_open(settings, settings.admin_host)
+    auth = Authenticator(settings, open_access)
+    redis = Redis.from_url(settings.redis_url or "", socket_timeout=5.0, socket_connect_timeout=3.0)
+    console = context.Console(
+        settings=settings, redis=redis, auth=auth, renderer=Renderer(open_access),
+        recordings=Recordings(redis, settings.queue_name),
+        actions=Actions(redis, settings.queue_name, settings.retry_max),
+        metrics=registry_for(redis, settings.queue_name),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if auth.ephemeral_key:
+            log.warning("ADMIN_SECRET_KEY is not set: sessions are signed with a random key and end when the console restarts")
+        if open_access:
+            log.warning("console authentication is OFF (ADMIN_INSECURE_NO_AUTH on a loopback bind)")
+        yield
+        redis.close()
+
+    app = Starlette(
+        routes=routes(), lifespan=lifespan, middleware=[Middleware(Guard, auth=auth)],
+        exception_handlers={HTTPException: _http_error, RedisError: _redis_error},
+    )
+    app.state.console = console
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _error(request, exc.status_code, exc.detail)
+
+
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    log.warning("redis unavailable", error=type(exc).__name__, path=request.url.path)
+    return _error(request, 503, f"Redis is unreachable ({type(exc).__name__}); the data cannot be read right now.")
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if is_machine_path(request.url.path):
+        return JSONResponse({"error": message}, status_code=status)
+    return context.of(request).renderer.page(request, "error.html", status=status, status_code=status, message=message)

@@ -1,0 +1,113 @@
+"""Who is asking: signed session cookies, the API's bearer token, constant-time credential checks."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import Request
+
+from receiver.settings import Settings
+
+SESSION_COOKIE = "rr_console_session"
+LOGIN_COOKIE = "rr_console_login"
+OPEN_USER = "local (no auth)"
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str
+    via: str  # "session", "open" (auth off), "token" (bearer), "basic" (reads only)
+    csrf: str = ""  # the session's CSRF token; empty where no cookie is involved
+
+
+def _equal(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, open_access: bool) -> None:
+        self.username = settings.admin_username or ""
+        self.password = settings.admin_password.get_secret_value() if settings.admin_password else ""
+        self.token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+        self.open = open_access
+        self.ephemeral_key = settings.admin_secret_key is None
+        secret = settings.admin_secret_key.get_secret_value() if settings.admin_secret_key else secrets.token_urlsafe(32)
+        self.max_age = int(settings.admin_session_hours * 3600)
+        self.force_secure = settings.admin_secure_cookies
+        self._sessions = URLSafeTimedSerializer(secret, salt="recording-receiver console session")
+        # Sessions carry a digest of the credentials they were issued under: changing the
+        # password or token ends every session made with the old ones.
+        material = "\0".join((self.username, self.password, self.token, str(open_access))).encode()
+        self._generation = hmac.new(secret.encode(), material, hashlib.sha256).hexdigest()[:16]
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.username and self.password)
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self.token)
+
+    def check_login(self, username: str, password: str) -> str | None:
+        """The user to record in the audit trail, or None. Both comparisons always run."""
+        user_ok = _equal(username, self.username)
+        password_ok = _equal(password, self.password)
+        if self.has_password and user_ok and password_ok:
+            return self.username
+        if self.has_token and _equal(password, self.token):
+            # A shared token still lets people say who they are in the audit trail.
+            return f"{username.strip()[:40]} (token)" if username.strip() else "token"
+        return None
+
+    def identify(self, request: Request) -> Identity | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "bearer" and self.has_token:
+            return Identity("token", "token") if _equal(credentials.strip(), self.token) else None
+        if scheme.lower() == "basic" and request.method in _READ_METHODS:
+            # Browsers resend Basic credentials on their own, so they are good for reads only.
+            user, password = _basic(credentials)
+            return Identity(user, "basic") if self.has_password and self.check_login(user, password) == user else None
+        return self.session(request.cookies.get(SESSION_COOKIE, ""))
+
+    def session(self, cookie: str) -> Identity | None:
+        if not cookie:
+            return None
+        try:
+            data = self._sessions.loads(cookie, max_age=self.max_age)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict) or data.get("g") != self._generation:
+            return None
+        user, csrf = data.get("u"), data.get("c")
+        if not isinstance(user, str) or not isinstance(csrf, str) or not csrf:
+            return None
+        return Identity(user, "open" if self.open else "session", csrf)
+
+    def issue(self, user: str) -> tuple[str, Identity]:
+        """A new session (and so a new CSRF token) for `user`: the cookie value and its identity."""
+        csrf = secrets.token_urlsafe(32)
+        value = self._sessions.dumps({"u": user, "c": csrf, "g": self._generation})
+        return value, Identity(user, "open" if self.open else "session", csrf)
+
+    def cookie(self, request: Request, name: str, value: str, max_age: int | None = None) -> str:
+        """A Set-Cookie value: HttpOnly, SameSite=Strict, and Secure over HTTPS or when configured."""
+        age = self.max_age if max_age is None else max_age
+        secure = self.force_secure or request.url.scheme == "https"
+        return f"{name}={value}; Path=/; Max-Age={age}; HttpOnly; SameSite=Strict" + ("; Secure" if secure else "")
+
+
+def _basic(credentials: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    user, _, password = decoded.partition(":")
+    return user, password

@@ -1,0 +1,47 @@
+"""Turns a failed job's traceback into a cause that groups alike failures (pure, no I/O)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# What our jobs raise after classifying a failure; its message alone is what an operator needs.
+_JOB_FAILED = "workers.failures.JobFailed: "
+_SID = re.compile(r"\b([A-Z]{2})[0-9a-fA-F]{32}\b")
+_UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+_LONG_HEX = re.compile(r"\b[0-9a-fA-F]{16,}\b")
+_QUERY = re.compile(r"\?[^\s'\"]*")
+# Numbers vary between alike failures (sizes, timings, attempts) and are replaced, except an HTTP
+# status or a Twilio error code, which *are* the cause: "Twilio answered 403 (code 20003)".
+_NUMBER = re.compile(r"(?<![\w.])(?<!answered )(?<!code )(?<!HTTP )(?<!status )\d+(?:\.\d+)?(?![\w.])")
+
+UNKNOWN = "no error recorded (the job may have been abandoned or timed out)"
+MAX_LENGTH = 300
+
+
+def last_line(exc_string: str | None) -> str:
+    """The exception line of a traceback: the line RQ and `rq info` show for a failed job."""
+    lines = [line.strip() for line in (exc_string or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def headline(line: str) -> str:
+    """The line as shown: our classified failures without their exception class."""
+    if line.startswith(_JOB_FAILED):
+        line = line[len(_JOB_FAILED):]
+    return line[:MAX_LENGTH] if line else UNKNOWN
+
+
+def normalise(line: str) -> str:
+    """The cause with what differs between alike failures (SIDs, sizes, URLs' queries) taken out."""
+    text = headline(line)
+    text = _SID.sub(lambda m: f"{m.group(1)}…", text)
+    text = _UUID.sub("…", text)
+    text = _LONG_HEX.sub("…", text)
+    text = _QUERY.sub("?…", text)
+    return _NUMBER.sub("N", text)
+
+
+def cause_id(cause: str) -> str:
+    """A short stable name for a cause, safe in a URL."""
+    return hashlib.sha256(cause.encode("utf-8")).hexdigest()[:12]

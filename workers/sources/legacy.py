@@ -1,0 +1,63 @@
+"""Legacy recordings (API 2008-08-01): XML metadata and lists, media from the API host with Basic auth."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterator
+
+from receiver.events import Status
+from workers import paging, rest_calls
+from workers.sources import Listed, MediaLocation, details
+from workers.sources.legacy_xml import recording, recordings_page
+from workers.twilio_time import parse
+
+if TYPE_CHECKING:
+    from receiver.accounts import Account
+    from receiver.events import RecordingEvent
+    from workers.context import WorkerContext
+    from workers.paging import Backoff
+
+MAX_PAGE_SIZE = 1000
+
+
+def _root(api_base_url: str, account_sid: str) -> str:
+    return f"{api_base_url}/2008-08-01/Accounts/{account_sid}/Recordings"
+
+
+def listed(item: dict[str, Any]) -> Listed:
+    # The 2008 API lists only recordings that exist, each one finished: all are "completed".
+    return Listed(
+        sid=str(item.get("sid")),
+        status=Status.COMPLETED,
+        date_created=parse(item.get("date_created")),
+        related={"call_sid": str(item["call_sid"])} if item.get("call_sid") else {},
+        details=details({"Duration": item.get("duration")}),
+    )
+
+
+class LegacyApi:
+    def fetch(self, ctx: WorkerContext, account: Account, sid: str) -> dict[str, Any]:
+        url = f"{_root(ctx.settings.twilio_api_base_url, account.sid)}/{sid}"
+        return recording(rest_calls.get(ctx.rest.client(account), url, accept=rest_calls.XML).text)
+
+    def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation:
+        fmt = ctx.settings.media_format
+        url = f"{_root(ctx.settings.twilio_api_base_url, account.sid)}/{event.sid}.{fmt}"
+        return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)
+
+    def list_recordings(self, ctx: WorkerContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
+        # Pages are numbered (no tokens in 2008); DateCreated>= takes a day, so a few older ones come too.
+        url = _root(ctx.settings.twilio_api_base_url, account.sid)
+        params: dict[str, Any] = {"PageSize": min(ctx.settings.reconcile_page_size, MAX_PAGE_SIZE)}
+        if since is not None:
+            params["DateCreated>"] = since.date().isoformat()
+        client = ctx.rest.client(account)
+        page = 0
+        while True:
+            response = paging.get_with_backoff(client, url, {**params, "Page": page}, backoff, accept=rest_calls.XML)
+            listing = recordings_page(response.text or "")
+            for item in listing.recordings:
+                yield listed(item)
+            page = listing.page + 1
+            if not listing.recordings or page >= listing.numpages:
+                return

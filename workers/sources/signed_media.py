@@ -1,0 +1,58 @@
+"""Resolves a v1 `/Media` resource to the short-lived signed URL Twilio redirects to, and vets that URL.
+
+The signed URL is fetched without Twilio credentials (the storage behind it refuses requests
+that carry two kinds of auth), so it must be HTTPS, or on one of the hosts the operator configured
+for Twilio (a local mock). Its query is a credential in itself: it is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from receiver.settings import Settings
+from workers.failures import PermanentError
+from workers.rest_calls import get
+
+
+def configured_origins(settings: Settings) -> frozenset[str]:
+    urls = (settings.twilio_api_base_url, settings.twilio_video_base_url, settings.twilio_media_base_url)
+    return frozenset(_origin(url) for url in urls)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _redirect_to(response: Response) -> str | None:
+    try:
+        body = json.loads(response.text or "")
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("redirect_to"), str):
+        return str(body["redirect_to"])
+    headers = response.headers or {}
+    location = headers.get("Location") or headers.get("location")
+    return str(location) if location else None
+
+
+def vet(url: str, origins: frozenset[str]) -> str:
+    parts = urlsplit(url)
+    if parts.username or parts.password or not parts.hostname:
+        raise PermanentError("refusing a signed media URL without a plain host")
+    if parts.scheme == "https" or _origin(url) in origins:
+        return url
+    raise PermanentError(f"refusing signed media URL on {parts.scheme}://{parts.hostname}: not HTTPS, not a configured host")
+
+
+def resolve(client: Client, media_url: str, settings: Settings) -> str:
+    """GET `media_url` (on a configured host, with Twilio auth) and return the vetted signed URL."""
+    response = get(client, media_url)
+    target = _redirect_to(response)
+    if not target:
+        raise PermanentError(f"{urlsplit(media_url).path} answered {response.status_code} without redirect_to")
+    return vet(target, configured_origins(settings))

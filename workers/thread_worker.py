@@ -1,0 +1,90 @@
+"""An RQ worker that runs in a thread, so one process works on many I/O-bound jobs at once."""
+
+from __future__ import annotations
+
+import threading
+
+from rq import SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
+from rq.queue import Queue
+from rq.scheduler import RQScheduler
+from rq.timeouts import TimerDeathPenalty
+
+# How long a blocking dequeue may last before the thread looks for a stop request again.
+DEQUEUE_SLICE_SECONDS = 2
+
+
+class ThreadWorker(SimpleWorker):
+    """An ordinary RQ worker (it registers, heartbeats and shows in `rq info`) minus what needs
+    the main thread: signals belong to the pool, and job timeouts use a timer thread.
+
+    Its execution lease is short and renewed by the pool while a job runs, so a process killed
+    mid-job (SIGKILL, OOM) leaves a job that RQ declares abandoned and retries within about a
+    minute, instead of after the whole job timeout.
+    """
+
+    death_penalty_class = TimerDeathPenalty
+    lease_seconds = 60
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._running: tuple[Job, Execution] | None = None
+        self._running_lock = threading.Lock()
+
+    def _install_signal_handlers(self) -> None:
+        """The pool's main thread owns SIGINT/SIGTERM and asks each worker to stop."""
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return self.lease_seconds
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        with self._running_lock:
+            self._running = (job, execution)
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            with self._running_lock:
+                self._running = None
+        self.set_state("idle")
+
+    def renew_lease(self) -> None:
+        """Called by the pool: extend the running job's execution, as a forking worker's monitor does."""
+        with self._running_lock:
+            running = self._running
+        if running is not None:
+            self.maintain_heartbeats(*running)
+
+    def request_warm_stop(self) -> None:
+        self._stop_requested = True
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
+        """Dequeue in short slices so a stop request is seen within seconds, never mid-job."""
+        while not self._stop_requested:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=DEQUEUE_SLICE_SECONDS)
+            if result is not None:
+                return result
+            if timeout is None:  # burst mode: the queue is empty
+                return None
+        return None
+
+
+class ThreadScheduler(RQScheduler):
+    """RQ's scheduler in a thread of the pool instead of a forked process (forking a threaded
+    process is unsafe); stopped by flag, like the workers."""
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+    def start(self) -> threading.Thread:  # type: ignore[override]
+        self._status = self.Status.STARTED
+        thread = threading.Thread(target=self.work, name="rq-scheduler", daemon=True)
+        thread.start()
+        self._thread = thread
+        return thread
+
+    @property
+    def alive(self) -> bool:
+        thread = getattr(self, "_thread", None)
+        return bool(thread and thread.is_alive())
