@@ -38,6 +38,11 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
+async def favicon(request: Request) -> Response:
+    # Browsers ask for it on every page, signed in or not; answering keeps them off the login redirect.
+    return Response(status_code=204)
+
+
 def routes() -> list[Route | Mount]:
     return [
         Route("/", pages.overview_page, methods=["GET"]),
@@ -63,6 +68,7 @@ def routes() -> list[Route | Mount]:
         Route("/api/workers", api.workers_json, methods=["GET"]),
         Route("/metrics", api.metrics_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 

@@ -32,6 +32,24 @@ def headline(line: str) -> str:
     return line[:MAX_LENGTH] if line else UNKNOWN
 
 
+_EXPLAIN = {
+    "permanent": "Twilio refused in a way no retry can fix (credentials, permissions, a bad request), so the "
+                 "worker stopped at once. Fix the cause, then replay.",
+    "transient": "Twilio or the network kept failing until the retries ran out. Replay once Twilio answers again.",
+    "not_found": "Twilio did not know the recording after several tries.",
+}
+
+
+def explain(line: str) -> str:
+    """One sentence on what a kind of failure means and what to do about it."""
+    kind = headline(line).partition(":")[0]
+    if kind in _EXPLAIN:
+        return _EXPLAIN[kind]
+    if "JobTimeoutException" in line:
+        return "The job ran longer than JOB_TIMEOUT_SECONDS and was stopped. Replay it; raise the timeout if it recurs."
+    return "An unexpected error, not one the worker classifies: look for the job id in the worker's logs, then replay."
+
+
 def normalise(line: str) -> str:
     """The cause with what differs between alike failures (SIDs, sizes, URLs' queries) taken out."""
     text = headline(line)

@@ -35,14 +35,14 @@ class Target:
 
 
 def _verb(request: Request) -> str:
-    verb = request.path_params["verb"]
+    verb = str(request.path_params["verb"])
     if verb not in VERBS:
         raise HTTPException(404, "no such action")
     return verb
 
 
 def _job_id(request: Request) -> str:
-    job_id = request.path_params["job_id"]
+    job_id = str(request.path_params["job_id"])
     if not jobrefs.SAFE_JOB_ID.fullmatch(job_id):
         raise HTTPException(404, "no such job")
     return job_id

@@ -99,7 +99,7 @@ def scan(redis: Redis, queue_name: str, limit: int = MAX_SCAN) -> Failures:
     ids = [text(i) for i in raw_ids]
     pipe = redis.pipeline(transaction=False)
     for job_id in ids:
-        pipe.xrevrange(Result.get_key(job_id), "+", "-", count=1)
+        pipe.xrevrange(_results_key(job_id), "+", "-", count=1)
         pipe.hmget(Job.key_for(job_id), ["exc_info", "description", "ended_at"])
     replies = pipe.execute()
     groups: dict[str, Group] = {}
@@ -117,7 +117,7 @@ def one(redis: Redis, queue_name: str, job_id: str) -> FailedJob | None:
     if redis.zscore(jobrefs.failed_registry_key(queue_name), job_id) is None:
         return None
     pipe = redis.pipeline(transaction=False)
-    pipe.xrevrange(Result.get_key(job_id), "+", "-", count=1)
+    pipe.xrevrange(_results_key(job_id), "+", "-", count=1)
     pipe.hmget(Job.key_for(job_id), ["exc_info", "description", "ended_at"])
     stream, job_fields = pipe.execute()
     return _failed_job(redis, job_id, stream, job_fields)
@@ -149,3 +149,8 @@ def _decompress(value: Any) -> str:
         return zlib.decompress(raw).decode("utf-8", "replace")
     except zlib.error:
         return raw.decode("utf-8", "replace")
+
+
+def _results_key(job_id: str) -> str:
+    key: str = Result.get_key(job_id)  # type: ignore[no-untyped-call]
+    return key

@@ -60,7 +60,7 @@ def queue_state(redis: Redis, name: str, now: float) -> QueueState:
     """One round trip for the counts, one more for the oldest waiting job's age."""
     queue = Queue(name, connection=redis, serializer=JSONSerializer)
     registries = [
-        StartedJobRegistry(name, connection=redis), ScheduledJobRegistry(name, connection=redis),
+        StartedJobRegistry(name, connection=redis), ScheduledJobRegistry(name, connection=redis),  # type: ignore[no-untyped-call]
         FailedJobRegistry(name, connection=redis), DeferredJobRegistry(name, connection=redis),
         FinishedJobRegistry(name, connection=redis),
     ]

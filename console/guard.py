@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console.auth import OPEN_USER, SESSION_COOKIE, Authenticator
 
-PUBLIC_PATHS = frozenset({"/login", "/healthz", "/static/console.css"})
+PUBLIC_PATHS = frozenset({"/login", "/healthz", "/favicon.ico", "/static/console.css"})
 MACHINE_PREFIXES = ("/api/", "/metrics")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 SECURITY_HEADERS = {
@@ -20,8 +20,8 @@ SECURITY_HEADERS = {
     "frame-ancestors 'none'; base-uri 'none'",
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    # Recording and call SIDs are in our URLs; they stay here.
-    "referrer-policy": "no-referrer",
+    # Recording and call SIDs are in our URLs: never sent to another site.
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
 

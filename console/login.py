@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import secrets
 import time
 from collections import deque
@@ -34,7 +35,7 @@ class Throttle:
         now = time.monotonic()
         while recent and now - recent[0] > WINDOW_SECONDS:
             recent.popleft()
-        return bool(recent) and len(recent) >= MAX_FAILURES
+        return recent is not None and len(recent) >= MAX_FAILURES
 
     def failed(self, client: str) -> None:
         if len(self._failures) > 10_000:
@@ -46,6 +47,7 @@ class Throttle:
 
 
 throttle = Throttle()
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
 def _client(request: Request) -> str:
@@ -55,7 +57,11 @@ def _client(request: Request) -> str:
 def _form_page(request: Request, error: str = "", status: int = 200, username: str = "") -> Response:
     """The login form with a fresh double-submit token (cookie + hidden field) against login CSRF."""
     console = context.of(request)
-    token = secrets.token_urlsafe(24)
+    # Reuse the browser's token: another tab, or a stray request redirected here, must not
+    # invalidate a form already on screen.
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not _TOKEN_SHAPE.fullmatch(token):
+        token = secrets.token_urlsafe(24)
     response = console.renderer.page(
         request, "login.html", status=status, error=error, login_token=token, username=username,
         next=safe_next(request.query_params.get("next")), has_password=console.auth.has_password,

@@ -99,7 +99,7 @@ def _job_summary(raw: dict[str, str]) -> SummaryMetricFamily:
     for name, count in raw.items():
         parts = name.split("|")
         if len(parts) == 2:
-            family.add_metric(parts, count_value=number(count), sum_value=number(raw.get(f"{name}|seconds")))
+            family.add_metric(parts, count_value=integer(count), sum_value=number(raw.get(f"{name}|seconds")))
     return family
 
 
@@ -170,10 +170,11 @@ def _histogram(name: str, doc: str, raw: dict[str, str]) -> HistogramMetricFamil
         except ValueError:
             continue
     for source, buckets in sorted(per_source.items()):
-        cumulative, running = [], 0.0
-        for bound in sorted(buckets):
-            running += buckets[bound]
-            cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        cumulative: list[tuple[str, float]] = []
+        running = 0.0
+        for upper in sorted(buckets):
+            running += buckets[upper]
+            cumulative.append(("+Inf" if upper == float("inf") else repr(upper), running))
         if not cumulative or cumulative[-1][0] != "+Inf":
             cumulative.append(("+Inf", running))
         family.add_metric([source], cumulative, sum_value=sums.get(source, 0.0))

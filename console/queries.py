@@ -152,7 +152,7 @@ class Recordings:
         low, high = filters.score_range
         found: list[tuple[str, float]] = []
         scanned = 0
-        state = (cursor.score, cursor.skip) if cursor else (None, 0)
+        state: tuple[float | None, int] = (cursor.score, cursor.skip) if cursor else (None, 0)
         exhausted = False
         for member, score, state in self._walk(primary, secondary, low, high, state, limit):
             scanned += 1
@@ -197,7 +197,8 @@ class Recordings:
         batch = limit + 1 if secondary is None else max(limit * 4, 500)
         while True:
             top, skip = state
-            entries = self.redis.zrevrangebyscore(
+            # Typed loosely by redis-py: with scores it is a list of (member, score) pairs.
+            entries: Any = self.redis.zrevrangebyscore(
                 primary, high if top is None else top, low, start=skip, num=batch, withscores=True
             )
             if not entries:
@@ -214,7 +215,7 @@ class Recordings:
 
     def _more(self, primary: str, low: float, state: tuple[float | None, int]) -> bool:
         top, skip = state
-        return bool(self.redis.zrevrangebyscore(primary, top, low, start=skip, num=1))
+        return top is not None and bool(self.redis.zrevrangebyscore(primary, top, low, start=skip, num=1))
 
     def _rows(self, found: list[tuple[str, float]]) -> list[Row]:
         """One round trip for the whole page: each recording's fields and its failed jobs."""

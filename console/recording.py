@@ -73,6 +73,7 @@ class JobView:
     ended_at: float | None
     failed: bool
     error: str
+    hint: str = ""
 
 
 @dataclass
@@ -142,12 +143,13 @@ def _jobs(redis: Redis, queue_name: str, source: str, sid: str) -> list[JobView]
         if job is None:
             continue
         result = job.latest_result()
-        error = causes.headline(causes.last_line(result.exc_string)) if result is not None and result.exc_string else ""
+        line = causes.last_line(result.exc_string) if result is not None and result.exc_string else ""
         retries = job.retries_left
         views.append(JobView(
             id=job.id, status=_status(job), retries_left=integer(retries) if retries is not None else None,
             enqueued_at=epoch(job.enqueued_at), started_at=epoch(job.started_at), ended_at=epoch(job.ended_at),
-            failed=in_failed is not None, error=error,
+            failed=in_failed is not None, error=causes.headline(line) if line else "",
+            hint=causes.explain(line) if in_failed is not None else "",
         ))
     return views
 

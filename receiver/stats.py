@@ -24,3 +24,19 @@ def minute(kind: str, epoch_seconds: float) -> str:
 
 def callback_field(source: str, status: str, verdict: str) -> str:
     return f"{source}|{status}|{verdict}"
+
+# Histograms: hash with one field per bucket upper bound ("0.1", …, "+Inf": not cumulative),
+# plus "sum" and "count". The console turns them into Prometheus histograms at scrape time.
+HISTOGRAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+def histogram(name: str, source: str) -> str:
+    """`job_seconds` (a job's run time) or `archive_latency` (callback received → media stored)."""
+    return f"{PREFIX}:hist:{name}:{source}"
+
+
+def bucket_for(value: float) -> str:
+    for bound in HISTOGRAM_BUCKETS:
+        if value <= bound:
+            return str(bound)
+    return "+Inf"

@@ -62,6 +62,12 @@ def _discard(fd: int, temp: Path) -> None:
     temp.unlink(missing_ok=True)
 
 
+def _remove_leftovers(dest: Path) -> None:
+    """Temp files of earlier attempts at this file, left by a worker killed mid-download."""
+    for leftover in dest.parent.glob(f".{dest.name}.*.part"):
+        leftover.unlink(missing_ok=True)
+
+
 def download(http: httpx.Client, url: str, dest: Path, auth: tuple[str, str] | None, expected: int | None = None) -> int:
     """Stream `url` into `dest`; the size must match Content-Length (and `expected` when known)."""
     fd, temp = _temp_beside(dest)
@@ -80,6 +86,7 @@ def download(http: httpx.Client, url: str, dest: Path, auth: tuple[str, str] | N
         if size == 0:
             raise TransientError("media is empty")
         _commit(fd, temp, dest)
+        _remove_leftovers(dest)
         return size
     except BaseException:
         _discard(fd, temp)

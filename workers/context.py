@@ -14,6 +14,8 @@ from receiver.enqueue import SyncEnqueuer
 from receiver.job_template import JobTemplate
 from receiver.settings import Settings, load_settings
 from workers.catalog import Catalog
+from workers.job_stats import JobStats
+from workers.throttle import AccountThrottle
 from workers.twilio_rest import TwilioRest
 
 
@@ -42,14 +44,25 @@ class WorkerContext:
         return SyncEnqueuer(self.redis, JobTemplate(s.queue_name, s.job_timeout_seconds, s.retry_max), s.ledger_ttl_seconds)
 
     @cached_property
+    def stats(self) -> JobStats:
+        return JobStats(self.redis)
+
+    @cached_property
+    def throttle(self) -> AccountThrottle:
+        return AccountThrottle(self.redis)
+
+    @cached_property
     def rest(self) -> TwilioRest:
-        return TwilioRest(self.settings)
+        return TwilioRest(self.settings, on_response=self.stats.twilio_response)
 
     @cached_property
     def http(self) -> httpx.Client:
         # Cross-origin redirects drop the Authorization header in httpx, as a signed media URL needs.
         timeout = httpx.Timeout(self.settings.twilio_timeout_seconds, read=60.0)
-        return httpx.Client(timeout=timeout, follow_redirects=True, limits=httpx.Limits(max_connections=32))
+        hooks = {"response": [lambda response: self.stats.twilio_response(response.status_code)]}
+        return httpx.Client(
+            timeout=timeout, follow_redirects=True, limits=httpx.Limits(max_connections=64), event_hooks=hooks
+        )
 
     def account(self, account_sid: str) -> Account:
         account = self.accounts.get(account_sid)

@@ -14,6 +14,7 @@ class Failure:
     kind: str  # "transient", "not_found", "permanent"
     reason: str
     retry_after: float | None = None
+    status: int | None = None  # the HTTP status Twilio answered, when it answered
 
 
 class TransientError(Exception):
@@ -43,10 +44,10 @@ def _retry_after(value: str | None) -> float | None:
 
 def from_status(status: int, reason: str, retry_after_header: str | None = None) -> Failure:
     if status == 429 or status >= 500:
-        return Failure("transient", reason, _retry_after(retry_after_header))
+        return Failure("transient", reason, _retry_after(retry_after_header), status)
     if status == 404:
-        return Failure("not_found", reason)
-    return Failure("permanent", reason)
+        return Failure("not_found", reason, status=status)
+    return Failure("permanent", reason, status=status)
 
 
 def classify(exc: BaseException, headers: dict[str, str] | None = None) -> Failure | None:

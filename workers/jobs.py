@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import structlog
 from rq import get_current_job
 from rq.job import Job
 
 from receiver import logs
 from receiver.events import RecordingEvent, Status
 from workers import context, reactions, retry_policy
-from workers.failures import Failure, JobFailed, classify
+from workers.context import WorkerContext
+from workers.failures import Failure, JobFailed, TransientError, classify
 
 log = logs.get("workers.jobs")
 
@@ -20,58 +22,88 @@ _REACTIONS = {
     Status.ABSENT: reactions.absent,
     Status.FAILED: reactions.failed,
 }
+# Reactions that call Twilio, and so must respect the account's shared throttle.
+_CALLS_TWILIO = {Status.COMPLETED}
 
 
 def process_recording(payload: dict[str, Any]) -> dict[str, Any]:
     ctx = context.current()
     event = RecordingEvent.from_payload(payload)
     job = get_current_job()
+    structlog.contextvars.bind_contextvars(sid=event.sid, source=event.source.value, job_id=job.id if job else None)
+    try:
+        return _process(ctx, event, job)
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def _process(ctx: WorkerContext, event: RecordingEvent, job: Job | None) -> dict[str, Any]:
     started = time.monotonic()
     moved, previous = ctx.catalog.advance(event)
     if not moved:
-        ctx.catalog.note(event.source.value, event.sid, kind="job", status=event.status.value, outcome="superseded", current=previous)
-        log.info("event superseded", sid=event.sid, status=event.status.value, current=previous)
+        _done(ctx, event, job, started, "superseded", current=previous)
+        log.info("event superseded", status=event.status.value, current=previous)
         return {"superseded_by": previous}
     reaction = _REACTIONS.get(event.status)
     if reaction is None:
-        ctx.catalog.note(event.source.value, event.sid, kind="job", status=event.status.value, outcome="recorded")
+        _done(ctx, event, job, started, "recorded")
         return {"recorded": event.status.value}
     try:
+        if event.status in _CALLS_TWILIO:
+            _respect_throttle(ctx, event.account_sid)
         result = reaction(ctx, event)
     except Exception as exc:
         failure = classify(exc, _headers(ctx, event))
         if failure is None:
             raise
         return _handle_failure(ctx, event, job, failure, exc, started)
-    elapsed = round(time.monotonic() - started, 3)
-    ctx.catalog.note(event.source.value, event.sid, kind="job", status=event.status.value, outcome="done", seconds=elapsed, job_id=job.id if job else None)
-    log.info("recording processed", sid=event.sid, status=event.status.value, seconds=elapsed, **{k: v for k, v in result.items() if k != "media"})
+    _done(ctx, event, job, started, "done")
+    if result.get("archived") == "now":
+        ctx.stats.archived(event.source.value, event.sid, time.time())
+    log.info("recording processed", status=event.status.value, **{k: v for k, v in result.items() if k != "media"})
     return result
 
 
-def _headers(ctx: context.WorkerContext, event: RecordingEvent) -> dict[str, str]:
+def _respect_throttle(ctx: WorkerContext, account_sid: str) -> None:
+    remaining = ctx.throttle.remaining(account_sid)
+    if remaining > 0:
+        raise TransientError(f"account throttled by Twilio for {remaining:.1f}s more", retry_after=remaining)
+
+
+def _done(ctx: WorkerContext, event: RecordingEvent, job: Job | None, started: float, outcome: str, **extra: Any) -> None:
+    seconds = round(time.monotonic() - started, 3)
+    ctx.catalog.note(
+        event.source.value, event.sid, kind="job", status=event.status.value, outcome=outcome, seconds=seconds,
+        job_id=job.id if job else None, **extra,
+    )
+    ctx.stats.job(event.source.value, outcome, seconds)
+
+
+def _headers(ctx: WorkerContext, event: RecordingEvent) -> dict[str, str]:
     account = ctx.accounts.get(event.account_sid)
     return ctx.rest.last_headers(ctx.rest.client(account)) if account else {}
 
 
 def _handle_failure(
-    ctx: context.WorkerContext, event: RecordingEvent, job: Job | None, failure: Failure, exc: Exception, started: float
+    ctx: WorkerContext, event: RecordingEvent, job: Job | None, failure: Failure, exc: Exception, started: float
 ) -> dict[str, Any]:
     """Transient: let RQ retry later. Not found: a few times, then record it. Else: stop now."""
     settings = ctx.settings
     attempt = retry_policy.attempts_so_far(job, settings.retry_max) if job else 0
-    note = {"kind": "job", "status": event.status.value, "error": failure.reason, "seconds": round(time.monotonic() - started, 3)}
     if failure.kind == "not_found" and attempt >= settings.not_found_retries:
         ctx.catalog.update(event.source.value, event.sid, error_meaning=f"not found at Twilio: {failure.reason}", not_found="1")
-        ctx.catalog.note(event.source.value, event.sid, outcome="not_found", **note)
-        log.warning("recording not found at Twilio", sid=event.sid, attempts=attempt + 1)
+        _done(ctx, event, job, started, "not_found", error=failure.reason)
+        log.warning("recording not found at Twilio", attempts=attempt + 1)
         return {"not_found": failure.reason}
+    delay = retry_policy.backoff(attempt, settings.retry_base_seconds, failure.retry_after)
+    if failure.status == 429:
+        ctx.throttle.hold(event.account_sid, max(delay, failure.retry_after or 0))
     if job is not None:
         if failure.kind == "permanent":
             retry_policy.stop_retrying(job)
         else:
-            retry_policy.retry_later(job, retry_policy.backoff(attempt, settings.retry_base_seconds, failure.retry_after))
-    ctx.catalog.note(event.source.value, event.sid, outcome=f"failed ({failure.kind})", attempt=attempt + 1, **note)
-    log.warning("job failed", sid=event.sid, kind=failure.kind, reason=failure.reason, attempt=attempt + 1)
+            retry_policy.retry_later(job, delay)
+    _done(ctx, event, job, started, f"failed ({failure.kind})", error=failure.reason, attempt=attempt + 1)
+    log.warning("job failed", kind=failure.kind, reason=failure.reason, attempt=attempt + 1)
     # The classified reason becomes the job's last line, where the console and `rq info` show it.
     raise JobFailed(f"{failure.kind}: {failure.reason}") from exc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -16,14 +16,16 @@ from receiver.settings import Settings
 class _HeaderKeepingHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """Keeps the last response's headers: TwilioRestException drops Retry-After, we need it."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, on_response: Callable[[int], None], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.last_headers: dict[str, str] = {}
+        self._on_response = on_response
 
     def request(self, *args: Any, **kwargs: Any) -> Response:
         self.last_headers = {}
         response = super().request(*args, **kwargs)
         self.last_headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+        self._on_response(response.status_code)
         return response
 
 
@@ -34,9 +36,10 @@ class TwilioRest:
     with them, so both are cleared: the hosts come from our settings alone.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_response: Callable[[int], None] = lambda status: None) -> None:
         self._settings = settings
         self._local = threading.local()
+        self._on_response = on_response
 
     def client(self, account: Account) -> Client:
         cache: dict[str, Client] = self._local.__dict__.setdefault("clients", {})
@@ -46,7 +49,7 @@ class TwilioRest:
 
     def _build(self, account: Account) -> Client:
         username, password = account.rest_credentials()
-        http = _HeaderKeepingHttpClient(timeout=self._settings.twilio_timeout_seconds)
+        http = _HeaderKeepingHttpClient(self._on_response, timeout=self._settings.twilio_timeout_seconds)
         client = Client(username, password, account_sid=account.sid, http_client=http)
         client.region = None
         client.edge = None

@@ -1,0 +1,38 @@
+"""Console fixtures: settings with credentials, the console under uvicorn, a signed-in client."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from receiver.settings import Settings
+from tests.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER
+from tests.servers import serve_app
+
+
+@pytest.fixture
+def console_settings(make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = dict(
+            admin_username=USER, admin_password=PASSWORD, admin_token=TOKEN, admin_secret_key=SECRET_KEY,
+        )
+        values.update(overrides)
+        return make_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def start_console() -> Iterator[Callable[[Settings], str]]:
+    """Serve the console app on a free loopback port; returns its base URL."""
+    stack = contextlib.ExitStack()
+
+    def start(settings: Settings) -> str:
+        from console.app import create_app
+
+        return stack.enter_context(serve_app(create_app(settings)))
+
+    with stack:
+        yield start
