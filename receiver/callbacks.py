@@ -17,7 +17,8 @@ from receiver.errors import BadCallback
 from receiver.events import RecordingEvent, Source
 from receiver.form import Params, parse_params
 from receiver.settings import Settings
-from receiver.signature import SETTINGS_HEADER, SIGNATURE_HEADER, verify
+from receiver.signature import MISMATCH, SETTINGS_HEADER, SIGNATURE_HEADER, algorithm_of, candidate_secrets, verify
+from receiver.signature_diagnosis import diagnose
 from receiver.signed_url import RequestLine, redact, signed_url
 from receiver.sources import Ignored, Parser
 
@@ -119,16 +120,20 @@ class CallbackEndpoint:
             return read
         signed_params, params = read
         settings = self.deps.settings
-        url = signed_url(_request_line(request), settings.public_base_url, settings.trust_proxy_headers)
-        verdict = verify(
-            url,
-            signed_params,
-            request.headers.get(SIGNATURE_HEADER),
-            request.headers.get(SETTINGS_HEADER),
-            self.deps.accounts.tokens_for(params.first("AccountSid")),
-        )
+        line = _request_line(request)
+        url = signed_url(line, settings.public_base_url, settings.trust_proxy_headers)
+        tokens = self.deps.accounts.tokens_for(params.first("AccountSid"))
+        signature = request.headers.get(SIGNATURE_HEADER)
+        settings_header = request.headers.get(SETTINGS_HEADER)
+        verdict = verify(url, signed_params, signature, settings_header, tokens, settings.twilio_webhook_shared_keys)
         if not verdict.ok:
-            return await self._reject(403, "forbidden", "rejected_signature", verdict.reason, url=redact(url))
+            likely = ""
+            if verdict.reason == MISMATCH and signature:
+                secrets = candidate_secrets(settings_header, tokens, settings.twilio_webhook_shared_keys)
+                likely = diagnose(url, line, signed_params, signature, algorithm_of(settings_header), secrets)
+            return await self._reject(
+                403, "forbidden", "rejected_signature", verdict.reason, url=redact(url), likely_difference=likely
+            )
         try:
             parsed = self.parser(params)
         except BadCallback as exc:

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     twilio_auth_token_secondary: SecretStr | None = None
     twilio_api_key_sid: str | None = None
     twilio_api_key_secret: SecretStr | None = None
+    # SharedKey webhook signing (X-Twilio-Webhooks-Signature-Settings): JSON {key id: secret}.
+    twilio_webhook_shared_keys: dict[str, SecretStr] = Field(default_factory=dict)
     twilio_accounts_file: Path | None = Field(
         default=None, description="JSON file of subaccounts: {AC…: {auth_token, …}}"
     )

@@ -30,22 +30,24 @@ def _shared_key_id(settings_header: str) -> str | None:
     return None
 
 
-def _candidates(
+MISMATCH = "signature does not match"
+
+
+def algorithm_of(settings_header: str | None) -> str | None:
+    return get_signature_algorithm(settings_header) if settings_header else None
+
+
+def candidate_secrets(
     settings_header: str | None,
     tokens: Sequence[tuple[str, SecretStr]],
-    shared_keys: Mapping[str, SecretStr],
-) -> tuple[str | None, list[tuple[str, SecretStr]]] | str:
-    """The algorithm and secrets to try, or a reason there is nothing to try."""
-    if not settings_header:
-        return None, list(tokens)
-    algorithm = get_signature_algorithm(settings_header)
-    key_id = _shared_key_id(settings_header)
+    shared_keys: Mapping[str, SecretStr] | None,
+) -> list[tuple[str, SecretStr]]:
+    """Auth tokens, or the one SharedKey the settings header names (empty if we do not know it)."""
+    key_id = _shared_key_id(settings_header) if settings_header else None
     if key_id is None:
-        return algorithm, list(tokens)
-    secret = shared_keys.get(key_id)
-    if secret is None:
-        return "unknown shared key id"
-    return algorithm, [(f"shared-key:{key_id}", secret)]
+        return list(tokens)
+    secret = (shared_keys or {}).get(key_id)
+    return [(f"shared-key:{key_id}", secret)] if secret is not None else []
 
 
 def verify(
@@ -59,12 +61,11 @@ def verify(
     """Try each secret in turn; any input the validator cannot digest is a failure, not a crash."""
     if not signature:
         return Verdict(False, "missing X-Twilio-Signature header")
-    plan = _candidates(settings_header, tokens, shared_keys or {})
-    if isinstance(plan, str):
-        return Verdict(False, plan)
-    algorithm, secrets = plan
+    algorithm = algorithm_of(settings_header)
+    secrets = candidate_secrets(settings_header, tokens, shared_keys)
     if not secrets:
-        return Verdict(False, "no auth token configured for this account")
+        key_named = settings_header and _shared_key_id(settings_header)
+        return Verdict(False, "unknown shared key id" if key_named else "no auth token configured for this account")
     for label, secret in secrets:
         try:
             valid = RequestValidator(secret.get_secret_value()).validate(url, params, signature, algorithm)
@@ -72,4 +73,4 @@ def verify(
             return Verdict(False, f"request cannot be verified: {type(exc).__name__}")
         if valid:
             return Verdict(True, "valid", label)
-    return Verdict(False, "signature does not match")
+    return Verdict(False, MISMATCH)
