@@ -20,6 +20,7 @@ from receiver.spool import Spool
 from receiver.events import Source
 from receiver.health import healthz, readyz
 from receiver.job_template import JobTemplate
+from receiver.redis_connection import HiredisPackingConnection
 from receiver.settings import Settings, load_settings
 from receiver.sources import Parser, legacy, media, video, voice
 
@@ -35,10 +36,13 @@ log = logs.get("receiver.app")
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    logs.configure(settings.log_level, settings.log_format)
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set (use `recording-receiver up` for an embedded Redis)")
     accounts = load_accounts(settings)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    redis = Redis.from_url(
+        settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, connection_class=HiredisPackingConnection
+    )
     template = JobTemplate(settings.queue_name, settings.job_timeout_seconds, settings.retry_max)
     spool = Spool(settings.spool_path)
     enqueuer = Enqueuer(redis, template, settings.ledger_ttl_seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import itertools
 import os
 import socket
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from receiver import logs, stats
-from receiver.enqueue import Enqueuer, EnqueueResult, Outcome
+from receiver.enqueue import Enqueuer, EnqueueResult
 from receiver.events import RecordingEvent
 from receiver.spool import Spool
 
@@ -34,10 +35,10 @@ class Delivered:
 
 
 class Delivery:
-    """Fast path straight to Redis; after a failure, everything goes to the spool until it drains.
-
-    Sending new events to the spool while it holds older ones keeps delivery in arrival order.
-    """
+    """Fast path straight to Redis; after a failure, new events go to the spool until Redis
+    answers a ping again. The spool is then delivered oldest first, beside the live traffic:
+    the catalog only moves a recording's state forward, so arrival order is not needed for
+    correctness, while not spooling one event longer than necessary is."""
 
     def __init__(self, enqueuer: Enqueuer, spool: Spool, bound_seconds: float, redis: Redis) -> None:
         self._enqueuer = enqueuer
@@ -72,31 +73,40 @@ class Delivery:
             raise SpoolUnavailable() from exc
 
     async def run_drainer(self, interval: float = 0.5) -> None:
-        """Forever: deliver spooled events in order once Redis answers again."""
+        """Forever: leave the detour as soon as Redis answers, and deliver the spool in order."""
         while True:
             try:
+                if self._detour:
+                    await asyncio.wait_for(self._redis.ping(), self._bound)
+                    self._detour = False
+                    log.info("redis answers again; back on the fast path")
                 await self.drain_once()
             except _REDIS_TROUBLE as exc:
                 log.warning("spool not drained yet", error=type(exc).__name__)
             await asyncio.sleep(interval)
 
-    async def drain_once(self, batch: int = 200) -> int:
-        """One pass; only one process per host drains at a time (an flock), the others wait."""
+    async def drain_once(self, batch: int = 500) -> int:
+        """Deliver what the spool holds, oldest first; one process per host at a time (an flock).
+
+        A batch goes to Redis as one coalesced pipeline, in order. Only the unbroken run of
+        delivered events from the front is removed, so a failure midway keeps the order; an
+        event delivered twice is only a duplicate, which the ledger absorbs.
+        """
         with _try_lock(self._lock_path) as held:
             if not held:
                 return 0
             delivered = 0
             while rows := await asyncio.to_thread(self._spool.oldest, batch):
+                results = await asyncio.gather(
+                    *(asyncio.wait_for(self._enqueuer.submit(RecordingEvent.from_payload(p)), 10.0) for _, p in rows),
+                    return_exceptions=True,
+                )
+                done = list(itertools.takewhile(lambda pair: not isinstance(pair[1], BaseException), zip(rows, results)))
+                await asyncio.to_thread(self._spool.remove, [row_id for (row_id, _), _ in done])
+                delivered += len(done)
+                if len(done) < len(rows):
+                    raise next(r for r in results if isinstance(r, BaseException))
                 self._reported = None
-                for row_id, payload in rows:
-                    result = await asyncio.wait_for(self._enqueuer.submit(RecordingEvent.from_payload(payload)), 5.0)
-                    await asyncio.to_thread(self._spool.remove, [row_id])
-                    delivered += 1
-                    if result.outcome is Outcome.DUPLICATE:
-                        log.info("spooled event was a duplicate", sid=payload.get("sid"))
-            if self._detour:
-                await self._redis.ping()  # an empty spool alone does not prove Redis is back
-                self._detour = False
             if self._reported != 0:
                 await self._redis.hset(stats.SPOOL, self.name, 0)
                 self._reported = 0

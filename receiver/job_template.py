@@ -1,4 +1,4 @@
-"""Builds the Redis hash of an ordinary RQ job once, so each enqueue only fills in its payload."""
+"""The Redis hash of an ordinary RQ job, made by RQ itself once, so each enqueue fills in only its payload."""
 
 from __future__ import annotations
 
@@ -17,14 +17,17 @@ from receiver.keys import JOB_FUNCTION
 RESULT_TTL_SECONDS = 7 * 24 * 3600
 # Placeholder intervals; the job replaces them with backoff and jitter when it fails.
 RETRY_INTERVALS = [5, 15, 45, 120, 300, 600, 900, 1800]
+# The fields that differ from one job to the next; every other field is the same for all.
+VARYING = ("data", "created_at", "enqueued_at", "description")
 
 
-def _rq_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def rq_time(moment: datetime | None = None) -> str:
+    """RQ's own timestamp format (`rq.utils.utcformat`)."""
+    return (moment or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class JobTemplate:
-    """The fields RQ's own `Job.to_dict()` writes, made by RQ itself from a sample job."""
+    """RQ's `Job.to_dict()` of a sample job: the static fields, and how to make the varying ones."""
 
     def __init__(self, queue_name: str, timeout: int, retry_max: int) -> None:
         queue = Queue(queue_name, connection=Redis(), serializer=JSONSerializer)
@@ -35,21 +38,23 @@ class JobTemplate:
             timeout=timeout,
             result_ttl=RESULT_TTL_SECONDS,
             description="template",
-            retry=Retry(max=retry_max, interval=RETRY_INTERVALS[:retry_max]),
+            retry=Retry(max=retry_max, interval=RETRY_INTERVALS[: max(1, retry_max)]),
         )
         sample.origin = queue_name
         fields = sample.to_dict()
         fields["status"] = "queued"
-        self._static = {k: (v if isinstance(v, (bytes, str)) else str(v)) for k, v in fields.items()}
+        self.static: dict[str, str] = {
+            k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in fields.items() if k not in VARYING
+        }
         self.queue_key = queue.key
 
-    def fields(self, payload: dict[str, Any], description: str) -> list[bytes | str]:
-        """Flat HSET arguments for one job carrying `payload`."""
-        stamp = _rq_time(datetime.now(timezone.utc))
-        data = json.dumps([JOB_FUNCTION, None, [payload], {}], separators=(",", ":")).encode()
-        fields = dict(self._static)
-        fields.update(data=zlib.compress(data, 1), created_at=stamp, enqueued_at=stamp, description=description)
-        flat: list[bytes | str] = []
-        for name, value in fields.items():
-            flat.extend((name, value))
-        return flat
+    @staticmethod
+    def data(payload: dict[str, Any]) -> bytes:
+        """The job's function and arguments, serialized as RQ's JSONSerializer does, compressed as RQ does."""
+        raw = json.dumps([JOB_FUNCTION, None, [payload], {}], separators=(",", ":")).encode()
+        return zlib.compress(raw, 1)
+
+    def fields(self, payload: dict[str, Any], description: str) -> dict[str, str | bytes]:
+        """All fields of one job (for callers that write the hash themselves)."""
+        stamp = rq_time()
+        return {**self.static, "data": self.data(payload), "created_at": stamp, "enqueued_at": stamp, "description": description}

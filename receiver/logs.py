@@ -9,6 +9,7 @@ import structlog
 
 
 def configure(level: str = "INFO", fmt: str = "auto") -> None:
+    """Safe to call more than once (the CLI and the app factory both do)."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     ledger_ttl_seconds: int = 90 * 24 * 3600
 
     # When Redis does not take an event within this bound it goes to the local spool instead.
-    spool_after_seconds: float = 0.5
+    spool_after_seconds: float = 2.0
     spool_dir: Path | None = Field(default=None, description="Defaults to DATA_DIR/spool")
     # 204: Twilio is told all is well once the event is spooled (the default; Twilio does not
     # retry by default). 503: for users who configured Twilio to retry on errors.
