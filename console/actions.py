@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from redis import Redis
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.exceptions import DeserializationError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
@@ -26,9 +26,9 @@ class Done:
 
 
 class Actions:
-    def __init__(self, redis: Redis, queue_name: str, retry_max: int) -> None:
+    def __init__(self, redis: Redis, queue_name: str, retry_max: int, failed: failures.FailureIndex) -> None:
         self.redis = redis
-        self.queue_name = queue_name
+        self.failed = failed
         self.retry_max = retry_max
         self.registry = FailedJobRegistry(queue_name, connection=redis, serializer=JSONSerializer)
 
@@ -66,7 +66,7 @@ class Actions:
         return self._each(cause_id, user, self.discard)
 
     def _each(self, cause_id: str, user: str, act: Callable[[str, str], Done]) -> list[Done]:
-        group = failures.scan(self.redis, self.queue_name).group(cause_id)
+        group = self.failed.scan().group(cause_id)
         done = []
         for failed in group.jobs if group else []:
             try:
@@ -96,7 +96,7 @@ class Actions:
 def _payload(job: Job) -> dict[str, object]:
     try:
         args = job.args
-    except Exception:  # An undecodable payload must not block discarding the job.
+    except (DeserializationError, ValueError, TypeError):  # An unreadable payload must not block a discard.
         return {}
     return args[0] if args and isinstance(args[0], dict) else {}
 

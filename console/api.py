@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from console import audit, context, csrf, failures, fleet, jobrefs, overview, recording
+from console import audit, context, csrf, fleet, jobrefs, overview, recording
 from console.actions import NotFailed
 from console.queries import PAGE_SIZE, BadFilter, Cursor, Filters
 from console.replies import integer
@@ -20,7 +20,7 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
 
 async def overview_json(request: Request) -> Response:
     console = context.of(request)
-    data = await console.run(overview.load, console.redis, console.queue_name)
+    data = await console.run(overview.load, console.redis, console.queue_name, console.failures)
     return _json(data.to_json())
 
 
@@ -40,20 +40,22 @@ async def recordings_json(request: Request) -> Response:
 async def recording_json(request: Request) -> Response:
     console = context.of(request)
     source, sid = request.path_params["source"], request.path_params["sid"]
-    detail = await console.run(recording.load, console.redis, console.queue_name, source, sid) if recording.valid(source, sid) else None
+    detail = None
+    if recording.valid(source, sid):
+        detail = await console.run(recording.load, console.redis, console.queue_name, source, sid)
     return _json(detail.to_json()) if detail else _json({"error": "no such recording"}, 404)
 
 
 async def failures_json(request: Request) -> Response:
     console = context.of(request)
-    found = await console.run(failures.scan, console.redis, console.queue_name)
+    found = await console.run(console.failures.scan)
     recent = await console.run(audit.recent, console.redis)
     return _json({**found.to_json(), "recent_actions": [a.to_json() for a in recent]})
 
 
 async def cause_json(request: Request) -> Response:
     console = context.of(request)
-    found = await console.run(failures.scan, console.redis, console.queue_name)
+    found = await console.run(console.failures.scan)
     group = found.group(request.path_params["cause_id"])
     return _json(group.to_json(with_jobs=True)) if group else _json({"error": "no failed job has this cause"}, 404)
 
@@ -65,7 +67,7 @@ async def workers_json(request: Request) -> Response:
         now = time.time()
         names = fleet.queue_names(console.redis, console.queue_name)
         return {"queues": [fleet.queue_state(console.redis, n, now).to_json() for n in names],
-                "workers": [w.to_json() for w in fleet.workers(console.redis)]}
+                "workers": [w.to_json() for w in fleet.workers(console.redis)]}  # one per RQ worker (thread)
 
     return _json(await console.run(load))
 

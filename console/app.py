@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -20,6 +20,7 @@ from console import api, confirm, context, login, pages
 from console.actions import Actions
 from console.auth import Authenticator
 from console.bind import auth_is_open, problems
+from console.failures import FailureIndex
 from console.guard import Guard, is_machine_path
 from console.metrics import registry_for
 from console.queries import Recordings
@@ -82,10 +83,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     open_access = auth_is_open(settings, settings.admin_host)
     auth = Authenticator(settings, open_access)
     redis = Redis.from_url(settings.redis_url or "", socket_timeout=5.0, socket_connect_timeout=3.0)
+    failed = FailureIndex(redis, settings.queue_name)
     console = context.Console(
         settings=settings, redis=redis, auth=auth, renderer=Renderer(open_access),
-        recordings=Recordings(redis, settings.queue_name),
-        actions=Actions(redis, settings.queue_name, settings.retry_max),
+        recordings=Recordings(redis, settings.queue_name), failures=failed,
+        actions=Actions(redis, settings.queue_name, settings.retry_max, failed),
         metrics=registry_for(redis, settings.queue_name),
     )
 

@@ -27,8 +27,7 @@ def last_line(exc_string: str | None) -> str:
 
 def headline(line: str) -> str:
     """The line as shown: our classified failures without their exception class."""
-    if line.startswith(_JOB_FAILED):
-        line = line[len(_JOB_FAILED):]
+    line = line.removeprefix(_JOB_FAILED)
     return line[:MAX_LENGTH] if line else UNKNOWN
 
 

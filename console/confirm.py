@@ -56,7 +56,7 @@ def _default_back(job_id: str) -> str:
 async def job_confirm(request: Request) -> Response:
     console = context.of(request)
     verb, job_id = _verb(request), _job_id(request)
-    job = await console.run(failures.one, console.redis, console.queue_name, job_id)
+    job = await console.run(console.failures.one, job_id)
     back = safe_next(request.query_params.get("next"), _default_back(job_id))
     target = Target(f"{VERBS[verb]} job {job_id}", [job] if job else [], 1 if job else 0, job.line if job else "", back)
     return _render(request, verb, target)
@@ -65,7 +65,7 @@ async def job_confirm(request: Request) -> Response:
 async def cause_confirm(request: Request) -> Response:
     console = context.of(request)
     verb = _verb(request)
-    found = await console.run(failures.scan, console.redis, console.queue_name)
+    found = await console.run(console.failures.scan)
     group = found.group(request.path_params["cause_id"])
     back = safe_next(request.query_params.get("next"), "/failures")
     if group is None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 from redis import Redis
@@ -12,6 +13,7 @@ from starlette.requests import Request
 
 from console.actions import Actions
 from console.auth import Authenticator
+from console.failures import FailureIndex
 from console.queries import Recordings
 from console.render import Renderer
 from receiver.settings import Settings
@@ -26,6 +28,7 @@ class Console:
     auth: Authenticator
     renderer: Renderer
     recordings: Recordings
+    failures: FailureIndex
     actions: Actions
     metrics: CollectorRegistry
 

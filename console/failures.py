@@ -88,39 +88,60 @@ class Failures:
                 "groups": [g.to_json() for g in self.groups]}
 
 
-def scan(redis: Redis, queue_name: str, limit: int = MAX_SCAN) -> Failures:
-    """The newest `limit` failed jobs of the queue, grouped by normalised cause, biggest group first."""
-    key = jobrefs.failed_registry_key(queue_name)
-    pipe = redis.pipeline(transaction=False)
-    pipe.zcard(key)
-    # Scores are expiry times (failure time + the same TTL), so highest score is newest failure.
-    pipe.zrevrange(key, 0, limit - 1)
-    total, raw_ids = pipe.execute()
-    ids = [text(i) for i in raw_ids]
-    pipe = redis.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.xrevrange(_results_key(job_id), "+", "-", count=1)
-        pipe.hmget(Job.key_for(job_id), ["exc_info", "description", "ended_at"])
-    replies = pipe.execute()
-    groups: dict[str, Group] = {}
-    for index, job_id in enumerate(ids):
-        failed = _failed_job(redis, job_id, replies[2 * index], replies[2 * index + 1])
-        cid = causes.cause_id(failed.cause)
-        group = groups.setdefault(cid, Group(cid, failed.cause, failed.line))
-        group.jobs.append(failed)
-    ordered = sorted(groups.values(), key=lambda g: (-g.count, -(g.newest or 0)))
-    return Failures(ordered, int(total), len(ids))
+class FailureIndex:
+    """Reads the failed list; remembers each job's parsed cause while the job stays failed.
 
+    A failed job does not change until it is replayed or fails again (which moves its score), so
+    after the first read a page costs one ZRANGE however many jobs have failed. The cache is this
+    process's only; Redis stays the truth, so several console processes agree.
+    """
 
-def one(redis: Redis, queue_name: str, job_id: str) -> FailedJob | None:
-    """One failed job, or None when it is not in the failed list."""
-    if redis.zscore(jobrefs.failed_registry_key(queue_name), job_id) is None:
-        return None
-    pipe = redis.pipeline(transaction=False)
-    pipe.xrevrange(_results_key(job_id), "+", "-", count=1)
-    pipe.hmget(Job.key_for(job_id), ["exc_info", "description", "ended_at"])
-    stream, job_fields = pipe.execute()
-    return _failed_job(redis, job_id, stream, job_fields)
+    def __init__(self, redis: Redis, queue_name: str) -> None:
+        self.redis = redis
+        self.key = jobrefs.failed_registry_key(queue_name)
+        self._known: dict[str, tuple[float, FailedJob]] = {}
+
+    def scan(self, limit: int = MAX_SCAN) -> Failures:
+        """The newest `limit` failed jobs, grouped by normalised cause, biggest group first."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(self.key)
+        # Scores are expiry times (failure time + the same TTL), so highest score is newest failure.
+        pipe.zrevrange(self.key, 0, limit - 1, withscores=True)
+        total, entries = pipe.execute()
+        listed = [(text(member), float(score)) for member, score in entries]
+        known = dict(self._known)  # a copy: scans run concurrently in the thread pool
+        known.update(self._load([(job_id, score) for job_id, score in listed if known.get(job_id, (None,))[0] != score]))
+        # Forget what left the list (replayed, discarded, expired): the cache never outgrows it.
+        known = {job_id: known[job_id] for job_id, _ in listed}
+        self._known = known
+        groups: dict[str, Group] = {}
+        for job_id, _ in listed:
+            failed = known[job_id][1]
+            cid = causes.cause_id(failed.cause)
+            groups.setdefault(cid, Group(cid, failed.cause, failed.line)).jobs.append(failed)
+        ordered = sorted(groups.values(), key=lambda g: (-g.count, -(g.newest or 0)))
+        return Failures(ordered, int(total), len(listed))
+
+    def one(self, job_id: str) -> FailedJob | None:
+        """One failed job, or None when it is not in the failed list."""
+        score = self.redis.zscore(self.key, job_id)
+        if score is None:
+            return None
+        return self._load([(job_id, float(score))])[job_id][1]
+
+    def _load(self, entries: list[tuple[str, float]]) -> dict[str, tuple[float, FailedJob]]:
+        """Each job's latest result (its traceback) and fields, two commands a job, one round trip."""
+        if not entries:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id, _ in entries:
+            pipe.xrevrange(_results_key(job_id), "+", "-", count=1)
+            pipe.hmget(Job.key_for(job_id), ["exc_info", "description", "ended_at"])
+        replies = pipe.execute()
+        return {
+            job_id: (score, _failed_job(self.redis, job_id, replies[2 * index], replies[2 * index + 1]))
+            for index, (job_id, score) in enumerate(entries)
+        }
 
 
 def _failed_job(redis: Redis, job_id: str, stream: Any, job_fields: Any) -> FailedJob:

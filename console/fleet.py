@@ -7,7 +7,6 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue, Worker
-from rq.defaults import DEFAULT_FAILURE_TTL
 from rq.job import Job
 from rq.registry import (
     DeferredJobRegistry,
@@ -17,6 +16,7 @@ from rq.registry import (
     StartedJobRegistry,
 )
 from rq.serializers import JSONSerializer
+from rq.worker import BaseWorker
 
 from console.replies import epoch, integer, rq_epoch, text
 
@@ -30,7 +30,6 @@ class QueueState:
     scheduled: int
     next_retry_in: float | None
     failed: int
-    failed_last_hour: int
     deferred: int
     finished: int
 
@@ -70,9 +69,7 @@ def queue_state(redis: Redis, name: str, now: float) -> QueueState:
     for registry in registries:
         pipe.zcard(registry.key)
     pipe.zrange(registries[1].key, 0, 0, withscores=True)
-    # A failed job's score is when it failed plus RQ's failure TTL (our jobs keep the default).
-    pipe.zcount(registries[2].key, now + DEFAULT_FAILURE_TTL - 3600, "+inf")
-    waiting, head, started, scheduled, failed, deferred, finished, next_scheduled, failed_hour = pipe.execute()
+    waiting, head, started, scheduled, failed, deferred, finished, next_scheduled = pipe.execute()
     oldest = None
     if head is not None:
         enqueued = rq_epoch(redis.hget(Job.key_for(text(head)), "enqueued_at"))
@@ -81,7 +78,7 @@ def queue_state(redis: Redis, name: str, now: float) -> QueueState:
     return QueueState(
         name=name, waiting=integer(waiting), oldest_waiting_age=oldest, started=integer(started),
         scheduled=integer(scheduled), next_retry_in=next_retry, failed=integer(failed),
-        failed_last_hour=integer(failed_hour), deferred=integer(deferred), finished=integer(finished),
+        deferred=integer(deferred), finished=integer(finished),
     )
 
 
@@ -95,10 +92,20 @@ def workers(redis: Redis) -> list[WorkerState]:
     found = []
     for worker in Worker.all(connection=redis, serializer=JSONSerializer):
         found.append(WorkerState(
-            name=worker.name, hostname=text(worker.hostname), pid=worker.pid, state=str(getattr(worker.get_state(), "value", worker.get_state())),
+            name=worker.name, hostname=text(worker.hostname), pid=worker.pid, state=_state(worker),
             queues=[q.name for q in worker.queues], current_job=text(worker.get_current_job_id()),
             last_heartbeat=epoch(worker.last_heartbeat), born=epoch(worker.birth_date),
             successful=worker.successful_job_count, failed=worker.failed_job_count,
             working_seconds=float(worker.total_working_time or 0),
         ))
     return sorted(found, key=lambda w: (w.hostname, w.name))
+
+
+def _state(worker: BaseWorker) -> str:
+    state = worker.get_state()
+    return str(getattr(state, "value", state))
+
+
+def processes(found: list[WorkerState]) -> int:
+    """Worker processes: one process may run several RQ workers (one per thread)."""
+    return len({(w.hostname, w.pid) for w in found})

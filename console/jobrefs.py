@@ -9,10 +9,9 @@ from rq.registry import FailedJobRegistry
 
 from receiver.events import Source, Status
 
-_JOB_ID = re.compile(
-    r"rr-(?P<source>%s)-(?P<sid>[A-Z]{2}[0-9a-fA-F]{32})-(?P<status>%s)"
-    % ("|".join(s.value for s in Source), "|".join(re.escape(s.value) for s in Status))
-)
+_SOURCES = "|".join(s.value for s in Source)
+_STATUSES = "|".join(re.escape(s.value) for s in Status)
+_JOB_ID = re.compile(rf"rr-(?P<source>{_SOURCES})-(?P<sid>[A-Z]{{2}}[0-9a-fA-F]{{32}})-(?P<status>{_STATUSES})")
 # What a job id in a URL may look like (ours, and any other job RQ may have failed on our queue).
 SAFE_JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 

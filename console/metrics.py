@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -19,7 +19,6 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from console import fleet
-from console.overview import RECONCILE_LAST, SPOOL
 from console.replies import integer, mapping, number, optional_number
 from receiver import keys, stats
 from receiver.events import Status
@@ -58,8 +57,8 @@ class RedisCollector(Collector):
     def _families(self) -> Iterator[Metric]:
         now = time.time()
         pipe = self.redis.pipeline(transaction=False)
-        for key in (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOBS, stats.TWILIO_RESPONSES, SPOOL,
-                    RECONCILE_LAST, ENQUEUE_SECONDS, ARCHIVE_LATENCY_SECONDS):
+        for key in (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOBS, stats.TWILIO_RESPONSES, stats.SPOOL,
+                    keys.RECONCILE_LAST, ENQUEUE_SECONDS, ARCHIVE_LATENCY_SECONDS):
             pipe.hgetall(key)
         for status in Status:
             pipe.zcard(keys.status_index(status.value))

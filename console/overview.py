@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
 
 from console import fleet
+from console.failures import FailureIndex
 from console.replies import integer, mapping, number, optional_number
-from receiver import stats
+from receiver import keys, stats
 
-RECONCILE_LAST = "rr:reconcile:last"
-SPOOL = f"{stats.PREFIX}:spool"
 MINUTES = 60
 # Per-minute buckets live three hours; reading them all finds the last callback even when quiet.
 LOOKBACK_MINUTES = stats.MINUTE_TTL_SECONDS // 60
@@ -58,7 +57,9 @@ class Overview:
     callbacks_total: dict[str, int]
     signature_failures: list[tuple[str, int, int]]  # reason, last hour, total
     queue: fleet.QueueState
+    failed_last_hour: int
     workers_alive: int
+    worker_processes: int
     busy_workers: int
     jobs: list[dict[str, Any]]
     twilio_responses: dict[str, int]
@@ -79,13 +80,14 @@ class Overview:
             "now": self.now, "callbacks": [r.to_json() for r in self.rates], "last_callback_at": self.last_callback_at,
             "callbacks_total": self.callbacks_total, "callbacks_last_5_minutes": self.callbacks_5min,
             "signature_failures": [{"reason": r, "last_hour": h, "total": t} for r, h, t in self.signature_failures],
-            "queue": self.queue.to_json(), "workers_alive": self.workers_alive, "busy_workers": self.busy_workers,
-            "jobs": self.jobs, "twilio_responses": self.twilio_responses, "spool": self.spool,
-            "spool_depth": self.spool_depth, "reconcile": self.reconcile,
+            "queue": self.queue.to_json(), "failed_last_hour": self.failed_last_hour,
+            "workers_alive": self.workers_alive, "worker_processes": self.worker_processes,
+            "busy_workers": self.busy_workers, "jobs": self.jobs, "twilio_responses": self.twilio_responses,
+            "spool": self.spool, "spool_depth": self.spool_depth, "reconcile": self.reconcile,
         }
 
 
-def load(redis: Redis, queue_name: str, now: float | None = None) -> Overview:
+def load(redis: Redis, queue_name: str, failed: FailureIndex, now: float | None = None) -> Overview:
     now = now or time.time()
     minutes = [int(now // 60) - i for i in range(LOOKBACK_MINUTES)]
     pipe = redis.pipeline(transaction=False)
@@ -93,7 +95,7 @@ def load(redis: Redis, queue_name: str, now: float | None = None) -> Overview:
         pipe.hgetall(stats.minute("callbacks", minute * 60))
     for minute in minutes[:MINUTES]:
         pipe.hgetall(stats.minute("signature_failures", minute * 60))
-    for key in (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOBS, stats.TWILIO_RESPONSES, SPOOL, RECONCILE_LAST):
+    for key in (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOBS, stats.TWILIO_RESPONSES, stats.SPOOL, keys.RECONCILE_LAST):
         pipe.hgetall(key)
     replies = pipe.execute()
     callback_buckets = [mapping(r) for r in replies[:LOOKBACK_MINUTES]]
@@ -107,7 +109,10 @@ def load(redis: Redis, queue_name: str, now: float | None = None) -> Overview:
         callbacks_total=_by_verdict(totals),
         signature_failures=_signatures(signature_buckets, signatures),
         queue=fleet.queue_state(redis, queue_name, now),
+        # From each failure's own time: registry scores mix TTLs (reconciler jobs keep theirs shorter).
+        failed_last_hour=sum(1 for g in failed.scan().groups for j in g.jobs if (j.failed_at or 0) >= now - 3600),
         workers_alive=len(workers),
+        worker_processes=fleet.processes(workers),
         busy_workers=sum(1 for w in workers if w.state == "busy"),
         jobs=_jobs(jobs),
         twilio_responses={k: integer(v) for k, v in sorted(twilio.items())},
@@ -179,7 +184,7 @@ def _moment(value: str) -> float | None:
     if seconds is not None:
         return seconds
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value)  # 3.11 reads a trailing Z too
     except ValueError:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

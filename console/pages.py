@@ -8,15 +8,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import audit, context, failures, fleet, overview, recording
+from console import audit, context, fleet, overview, recording
 from console.queries import PAGE_SIZE, SOURCES, STATUSES, BadFilter, Cursor, Filters
-from console.replies import integer
 from console.render import url
+from console.replies import integer
 
 
 async def overview_page(request: Request) -> Response:
     console = context.of(request)
-    data = await console.run(overview.load, console.redis, console.queue_name)
+    data = await console.run(overview.load, console.redis, console.queue_name, console.failures)
     refresh = request.query_params.get("refresh") == "1"
     return console.renderer.page(request, "overview.html", o=data, refresh=refresh)
 
@@ -33,7 +33,9 @@ async def recordings_page(request: Request) -> Response:
     cursor = Cursor.decode(params.get("cursor", ""))
     page = await console.run(console.recordings.page, filters, cursor, limit)
     kept = filters.query()
-    older = url("/recordings", **kept, cursor=page.next_cursor, limit=limit if limit != PAGE_SIZE else "") if page.next_cursor else ""
+    older = ""
+    if page.next_cursor:
+        older = url("/recordings", **kept, cursor=page.next_cursor, limit=limit if limit != PAGE_SIZE else "")
     first = url("/recordings", **kept) if cursor else ""
     return console.renderer.page(request, "recordings.html", error="", page=page, filters=filters,
                                  sources=SOURCES, statuses=STATUSES, older=older, first=first)
@@ -52,14 +54,14 @@ async def recording_page(request: Request) -> Response:
 
 async def failures_page(request: Request) -> Response:
     console = context.of(request)
-    found = await console.run(failures.scan, console.redis, console.queue_name)
+    found = await console.run(console.failures.scan)
     recent = await console.run(audit.recent, console.redis)
     return console.renderer.page(request, "failures.html", f=found, recent=recent)
 
 
 async def cause_page(request: Request) -> Response:
     console = context.of(request)
-    found = await console.run(failures.scan, console.redis, console.queue_name)
+    found = await console.run(console.failures.scan)
     group = found.group(request.path_params["cause_id"])
     if group is None:
         raise HTTPException(404, "no failed job has this cause now (replayed or discarded already?)")
@@ -75,4 +77,4 @@ async def workers_page(request: Request) -> Response:
         return [fleet.queue_state(console.redis, name, now) for name in names], fleet.workers(console.redis)
 
     queues, workers = await console.run(load)
-    return console.renderer.page(request, "workers.html", queues=queues, workers=workers)
+    return console.renderer.page(request, "workers.html", queues=queues, workers=workers, processes=fleet.processes(workers))

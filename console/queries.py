@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from redis import Redis
 
@@ -28,7 +29,9 @@ ROW_FIELDS = (
     "status", "account_sid", "call_sid", "conference_sid", "room_sid", "archived_at",
     "error_code", "error_meaning", "not_found", "duration",
 )
-SEARCH_HINT = "Search takes a RecordingSid (RE…, RT…, KV…), CallSid (CA…), ConferenceSid (CF…), RoomSid (RM…) or job id (rr-…)."
+SEARCH_HINT = (
+    "Search takes a RecordingSid (RE…, RT…, KV…), CallSid (CA…), ConferenceSid (CF…), RoomSid (RM…) or job id (rr-…)."
+)
 
 
 class BadFilter(ValueError):
@@ -79,7 +82,7 @@ def _day(value: str) -> date | None:
 
 
 def _ms(day: date) -> float:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,10 @@ class Recordings:
         low, high = filters.score_range
         found: list[tuple[str, float]] = []
         scanned = 0
-        state: tuple[float | None, int] = (cursor.score, cursor.skip) if cursor else (None, 0)
+        start: tuple[float | None, int] = (cursor.score, cursor.skip) if cursor else (None, 0)
+        state = start  # where the walk stands after the last entry consumed
         exhausted = False
-        for member, score, state in self._walk(primary, secondary, low, high, state, limit):
+        for member, score, state in self._walk(primary, secondary, low, high, start, limit):
             scanned += 1
             if member is not None:
                 found.append((member, score))
@@ -249,10 +253,12 @@ class Recordings:
         ref = jobrefs.parse(query)
         if ref is not None:
             return [f"{ref.source}:{ref.sid}"], []
+        # People paste SIDs from anywhere; Twilio's own are an upper-case prefix and lower-case hex.
+        query = query[:2].upper() + query[2:]
         if not is_any_sid(query):
             return [], [SEARCH_HINT]
-        variants = list(dict.fromkeys([query, query[:2].upper() + query[2:].lower()]))
-        if query[:2].upper() in PARENT_PREFIXES:
+        variants = list(dict.fromkeys([query, query[:2] + query[2:].lower()]))
+        if query[:2] in PARENT_PREFIXES:
             pipe = self.redis.pipeline(transaction=False)
             for variant in variants:
                 pipe.srandmember(keys.related_key(variant), MAX_SEARCH_RESULTS)

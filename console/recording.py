@@ -129,7 +129,8 @@ def load(redis: Redis, queue_name: str, source: str, sid: str) -> Detail | None:
     if not fields and not timeline_raw and score is None:
         return None
     first_seen = float(score) / 1000 if score is not None else optional_number(fields.get("first_seen_at"))
-    return Detail(source, sid, first_seen, fields, [TimelineEntry.parse(e) for e in timeline_raw], _jobs(redis, queue_name, source, sid))
+    timeline = [TimelineEntry.parse(e) for e in timeline_raw]
+    return Detail(source, sid, first_seen, fields, timeline, _jobs(redis, queue_name, source, sid))
 
 
 def _jobs(redis: Redis, queue_name: str, source: str, sid: str) -> list[JobView]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -53,10 +53,10 @@ def duration(seconds: float | None) -> str:
 def utc(epoch: float | None) -> str:
     if epoch is None:
         return "–"
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def count(value: int | float | None) -> str:
+def count(value: float | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 

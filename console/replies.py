@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 
 def text(value: Any) -> str:
@@ -48,7 +49,7 @@ def rq_epoch(value: Any) -> float | None:
         return None
     for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
         try:
-            return datetime.strptime(raw, fmt).replace(tzinfo=timezone.utc).timestamp()
+            return datetime.strptime(raw, fmt).replace(tzinfo=UTC).timestamp()
         except ValueError:
             continue
     return None
@@ -59,5 +60,5 @@ def epoch(moment: datetime | None) -> float | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -161,4 +162,6 @@ def test_report_renders_what_it_saw_found_and_queued() -> None:
     text = report.render()
     assert f"queued     voice {RE} completed" in text and "error      transient: HTTP 503" in text
     assert not report.ok and text.endswith("FAILED")
-    assert report.summary()["queued"] == "1" and report.summary()["errors"] == "1"
+    summary = report.summary()
+    assert summary["queued"] == "1" and summary["errors"] == "1" and float(summary["at"]) == report.started.timestamp()
+    assert json.loads(summary["sources"])["video"]["errors"] == [f"{AC}: transient: HTTP 503"]

@@ -4,7 +4,9 @@ Prism (https://github.com/stoplightio/prism) mocks each API from ../shared/twili
 requests the description does not allow (401 without Basic auth, 422 for a PageSize over the
 maximum or a date that is not date-time), so a clean pass shows our requests are Twilio-shaped
 and our reading of Twilio's example answers is right. Static mode answers each operation's first
-example: voice `readFull` (one completed recording), video `readEmpty`. No example has a next page.
+example: voice `readFull` (one completed recording), video `readEmpty`. No example has a next page,
+so paging is checked with Prism as a validating proxy in front of the stand-in: every page request,
+including those built from Twilio-style absolute `next_page_url`s, must pass Twilio's descriptions.
 
 Run by hand:  npm install --prefix ~/.cache/prism @stoplight/prism-cli
               PRISM_BIN=~/.cache/prism/node_modules/.bin/prism .venv/bin/python -m pytest tests/test_prism_reconcile.py -s
@@ -19,14 +21,14 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from tests.conftest import ACCOUNT_SID
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,10 +53,12 @@ def _listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def prism_mock(binary: str, spec: str, log: Path) -> Iterator[str]:
+def prism(binary: str, spec: str, log: Path, upstream: str | None = None) -> Iterator[str]:
+    """`prism mock SPEC`, or `prism proxy SPEC UPSTREAM` (validates each request, then forwards it)."""
     port = free_port()
+    mode = ["proxy", "--errors", str(SPECS / spec), upstream] if upstream else ["mock", str(SPECS / spec)]
     with log.open("wb") as out:
-        proc = subprocess.Popen([binary, "mock", "-h", "127.0.0.1", "-p", str(port), str(SPECS / spec)],
+        proc = subprocess.Popen([binary, *mode, "-h", "127.0.0.1", "-p", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             wait_for(lambda: _listening(port) or proc.poll() is not None, timeout=90, what=f"prism on {spec}")
@@ -83,8 +87,8 @@ def line(stdout: str, source: str) -> list[str]:
 
 def test_reconcile_against_prism_mocking_twilios_descriptions(redis_url: str, redis: Redis, tmp_path: Path) -> None:
     binary = prism_bin()
-    with prism_mock(binary, "twilio_api_v2010.json", tmp_path / "api.log") as api, \
-            prism_mock(binary, "twilio_video_v1.json", tmp_path / "video.log") as video:
+    with prism(binary, "twilio_api_v2010.json", tmp_path / "api.log") as api, \
+            prism(binary, "twilio_video_v1.json", tmp_path / "video.log") as video:
         env = dict(
             os.environ, REDIS_URL=redis_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN="prism-accepts-any",
             TWILIO_API_BASE_URL=api, TWILIO_VIDEO_BASE_URL=video, TWILIO_MEDIA_BASE_URL=video,
@@ -110,3 +114,33 @@ def test_reconcile_against_prism_mocking_twilios_descriptions(redis_url: str, re
     assert line(second.stdout, "voice")[4:6] == ["0", "0"]
     # Prism accepted every request as the descriptions define them.
     assert "UNPROCESSABLE_ENTITY" not in logs and "UNAUTHORIZED" not in logs and "Request terminated with error" not in logs
+
+
+def test_paging_requests_pass_prisms_validation_of_twilios_descriptions(
+    redis_url: str, standin: Any, tmp_path: Path
+) -> None:
+    binary = prism_bin()
+    for kind in ("voice", "video", "media"):
+        for _ in range(5):
+            standin.state.add(kind, account_sid=ACCOUNT_SID)
+    # Absolute links as Twilio writes them; the reconciler must move them onto the configured host.
+    standin.state.public_base_url = "https://video.twilio.com"
+    upstream = standin.base_url
+    with prism(binary, "twilio_api_v2010.json", tmp_path / "api.log", upstream) as api, \
+            prism(binary, "twilio_video_v1.json", tmp_path / "video.log", upstream) as video, \
+            prism(binary, "twilio_media_v1.json", tmp_path / "media.log", upstream) as media:
+        env = dict(
+            os.environ, REDIS_URL=redis_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            TWILIO_API_BASE_URL=api, TWILIO_VIDEO_BASE_URL=video, TWILIO_MEDIA_BASE_URL=media,
+            RECONCILE_PAGE_SIZE="2", DATA_DIR=str(tmp_path / "data"), LOG_FORMAT="json",
+        )
+        done = reconcile(env, "--source", "voice", "--source", "video", "--source", "media")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for source in ("voice", "video", "media"):
+        assert line(done.stdout, source)[3:6] == ["5", "5", "5"], source
+    for name in ("api", "video", "media"):
+        log = (tmp_path / f"{name}.log").read_text()
+        # Prism forwards only requests its description allows (else it answers 422 itself).
+        assert log.count("Request received") == log.count("Forwarding") == 3, log[-3000:]
+        assert "UNPROCESSABLE_ENTITY" not in log
+    assert all(r["status"] == 200 for r in standin.state.requests())

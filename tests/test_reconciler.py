@@ -231,7 +231,10 @@ def test_a_listing_that_keeps_failing_is_reported_and_keeps_its_watermark(
     assert row(report, "legacy").queued == 1 and row(report, "legacy").error is None
     last = redis.hgetall(keys.RECONCILE_LAST)
     assert last[b"errors"] == b"1" and last[b"queued"] == b"1"
-    assert {r["source"]: r["error"] is not None for r in json.loads(last[b"sources"])} == {"voice": True, "legacy": False}
+    assert abs(float(last[b"at"]) - time.time()) < 60
+    per_source = json.loads(last[b"sources"])
+    assert per_source["legacy"]["queued"] == 1 and per_source["legacy"]["errors"] == []
+    assert per_source["voice"]["errors"][0].startswith(f"{ACCOUNT_SID}: permanent: Twilio answered 403")
 
 
 def test_accounts_are_reconciled_one_by_one_and_can_be_chosen(

@@ -132,6 +132,21 @@ def test_a_signed_url_off_the_configured_hosts_and_not_https_is_refused(
     assert standin.state.requests("GET", "/_signed/") == []
 
 
+def test_a_refused_signed_url_never_shows_its_signature_in_the_job(
+    pipeline: tuple[Settings, Receiver], standin: Any, redis: Redis
+) -> None:
+    settings, receiver = pipeline
+    standin.state.signed_url_ttl_s = -60  # every signed URL has expired when it is used: 403
+    rec = standin.state.add_video(account_sid=ACCOUNT_SID)
+    receiver.post(receiver.url("video"), video_callback(rec))
+    drain(settings)
+    job = Job.fetch(f"rr-video-{rec.sid}-completed", connection=redis, serializer=JSONSerializer)
+    trace = job.exc_info or ""
+    assert "permanent: media answered 403" in trace.strip().splitlines()[-1]
+    assert "Signature" not in trace and "Expires" not in trace
+    assert [r["status"] for r in standin.state.requests("GET", "/_signed/")] == [403]
+
+
 # -- media ---------------------------------------------------------------------------------------
 
 def test_media_recording_completed_is_archived(pipeline: tuple[Settings, Receiver], standin: Any, redis: Redis) -> None:

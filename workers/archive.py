@@ -68,12 +68,19 @@ def _remove_leftovers(dest: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def _raise_for_status(response: httpx.Response) -> None:
+    """httpx's own message quotes the full URL, and a signed media URL's query is a credential."""
+    if response.is_error:
+        url = response.request.url.copy_with(query=None)
+        raise httpx.HTTPStatusError(f"media answered {response.status_code} from {url}", request=response.request, response=response)
+
+
 def download(http: httpx.Client, url: str, dest: Path, auth: tuple[str, str] | None, expected: int | None = None) -> int:
     """Stream `url` into `dest`; the size must match Content-Length (and `expected` when known)."""
     fd, temp = _temp_beside(dest)
     try:
         with http.stream("GET", url, auth=auth) as response:
-            response.raise_for_status()
+            _raise_for_status(response)
             declared = response.headers.get("content-length")
             size = 0
             for chunk in response.iter_bytes(64 * 1024):

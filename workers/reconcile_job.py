@@ -70,5 +70,5 @@ def reconcile(payload: dict[str, Any]) -> dict[str, Any]:
     report = reconciler.run_pass(ctx, sources=payload.get("sources") or ())
     log.info("reconcile pass done", ok=report.ok, seen=report.total("seen"), queued=report.total("queued"), next=next_id)
     summary: dict[str, Any] = dict(report.summary())
-    summary["next"] = next_id
+    summary.update(next=next_id, rows=[row.as_dict() for row in report.rows])
     return summary

@@ -45,6 +45,7 @@ class Row:
 @dataclass
 class Report:
     started: datetime
+    finished: datetime | None = None
     rows: list[Row] = field(default_factory=list)
     # Problems of the pass as a whole (a bad --since, an unknown account or source).
     problems: list[str] = field(default_factory=list)
@@ -61,11 +62,26 @@ class Report:
         return len(self.problems) + sum(1 for row in self.rows if row.error)
 
     def summary(self) -> dict[str, str]:
-        """Flat string fields for the Redis hash the console reads."""
+        """Flat string fields for the Redis hash the console reads: `at` is when the pass ended (epoch
+        seconds), `sources` a JSON object keyed by source, summed over accounts."""
+        ended = self.finished or self.started
         fields = {name: str(self.total(name)) for name in ("seen", "missing", "queued", "duplicates")}
-        fields.update(at=iso_z(self.started), errors=str(self.errors), problems=json.dumps(self.problems))
-        fields["sources"] = json.dumps([row.as_dict() for row in self.rows], separators=(",", ":"))
+        fields.update(at=f"{ended.timestamp():.3f}", started=iso_z(self.started), errors=str(self.errors))
+        fields["sources"] = json.dumps(self.by_source(), separators=(",", ":"))
+        if self.problems:
+            fields["problems"] = json.dumps(self.problems)
         return fields
+
+    def by_source(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for row in self.rows:
+            entry = out.setdefault(row.source, {name: 0 for name in _COUNTS} | {"accounts": 0, "errors": []})
+            for name in _COUNTS:
+                entry[name] += getattr(row, name)
+            entry["accounts"] += 1
+            if row.error:
+                entry["errors"].append(f"{row.account}: {row.error}")
+        return out
 
     def render(self) -> str:
         lines = [f"reconcile pass started {iso_z(self.started)}"]

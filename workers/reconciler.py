@@ -18,11 +18,11 @@ from receiver.enqueue import Outcome
 from receiver.events import FINAL_STATUSES, RecordingEvent, Source, Status
 from receiver.settings import Settings
 from receiver.sids import is_sid
-from workers import failures, sources
+from workers import failures
 from workers.context import WorkerContext
 from workers.paging import Backoff
 from workers.reconcile_report import Report, Row
-from workers.sources import Listed
+from workers.sources import Listed, api_for
 from workers.twilio_time import parse_since
 from workers.watermarks import Tracker, Watermarks
 
@@ -56,6 +56,7 @@ def run_pass(
     for account in _accounts(ctx, accounts, report):
         for source in chosen_sources:
             report.rows.append(_reconcile(ctx, account, source, start, report.started))
+    report.finished = datetime.now(timezone.utc)
     _keep_summary(ctx, report)
     return report
 
@@ -97,7 +98,7 @@ def _reconcile(ctx: WorkerContext, account: Account, source: Source, start: date
         usual_start = stored or lookback_start
         row.since = since = start or usual_start
         tracker = Tracker(timedelta(seconds=settings.reconcile_overlap_seconds), hold_floor=lookback_start)
-        listing = sources.api_for(source).list_recordings(ctx, account, since, backoff)
+        listing = api_for(source).list_recordings(ctx, account, since, backoff)
         for batch in _batches(listing, BATCH):
             _settle(ctx, account, source, since, batch, row, tracker)
         mark = tracker.next_mark()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -15,9 +16,9 @@ from tests.servers import serve_app
 @pytest.fixture
 def console_settings(make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = dict(
-            admin_username=USER, admin_password=PASSWORD, admin_token=TOKEN, admin_secret_key=SECRET_KEY,
-        )
+        values: dict[str, Any] = {
+            "admin_username": USER, "admin_password": PASSWORD, "admin_token": TOKEN, "admin_secret_key": SECRET_KEY,
+        }
         values.update(overrides)
         return make_settings(**values)
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
 
 import httpx
 from redis import Redis
+from rq import Queue
+from rq.job import JobStatus
+from rq.registry import FailedJobRegistry
+from rq.results import Result
+from rq.serializers import JSONSerializer
 
 from receiver import keys
 
@@ -42,32 +46,68 @@ def sid(prefix: str, n: int) -> str:
     return f"{prefix}{n:032x}"
 
 
-def seed(redis: Redis, count: int, start_ms: int | None = None, batch: int = 5_000, **fields: Any) -> list[str]:
-    """`count` voice recordings written as the receiver and workers write them; returns their SIDs.
+# Writes what the receiver and workers write for one recording, server-side, so that seeding
+# 100,000 takes a couple of seconds instead of Python packing a million commands.
+# ARGV: recording key prefix, timeline key prefix, related key prefix, all index, source index,
+#       status index prefix, account, with timeline (0/1), then (sid, call, score ms, status) groups.
+_SEED = """
+for i = 9, #ARGV, 4 do
+  local sid, call, score, status = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local member, seen, key = 'voice:' .. sid, score / 1000, ARGV[1] .. sid
+  redis.call('HSET', key, 'status', status, 'rank', 1, 'source', 'voice', 'sid', sid, 'account_sid', ARGV[7],
+             'call_sid', call, 'first_seen_at', seen, 'updated_at', seen)
+  if status == 'completed' then
+    redis.call('HSET', key, 'archived_at', seen + 2, 'media_path', '/data/voice/' .. sid .. '.wav')
+  end
+  redis.call('ZADD', ARGV[4], score, member)
+  redis.call('ZADD', ARGV[5], score, member)
+  redis.call('ZADD', ARGV[6] .. status, score, member)
+  redis.call('SADD', ARGV[3] .. call, member)
+  if ARGV[8] == '1' then
+    redis.call('RPUSH', ARGV[2] .. sid, cjson.encode({at = seen, kind = 'callback', status = status, verdict = 'queued'}))
+  end
+end
+"""
 
-    Recording i is seen i ms before `start_ms`; every 10th is absent, the rest completed; every
-    recording belongs to call CA…i.
+
+def seed(
+    redis: Redis, count: int, start_ms: int | None = None, batch: int = 5_000, offset: int = 0, ties: int = 1,
+    timeline: bool = True,
+) -> list[str]:
+    """`count` voice recordings as the receiver and workers leave them; returns their SIDs, newest first.
+
+    Recording i is seen (i // ties) ms before `start_ms` (so `ties` recordings share each first-seen
+    time); every 10th is absent, the rest completed and archived; each belongs to its own call CA…i.
     """
     start_ms = start_ms or int(time.time() * 1000)
-    sids = []
-    pipe = redis.pipeline(transaction=False)
-    for i in range(count):
-        recording, call = sid("RE", i), sid("CA", i)
-        status = "absent" if i % 10 == 0 else "completed"
-        member, score = f"voice:{recording}", start_ms - i
-        pipe.hset(keys.recording_key("voice", recording), mapping={
-            "status": status, "rank": 1, "source": "voice", "sid": recording, "account_sid": sid("AC", 1),
-            "call_sid": call, "first_seen_at": score / 1000, "updated_at": score / 1000,
-            **({"archived_at": score / 1000 + 2, "media_path": f"/data/voice/{recording}.wav"} if status == "completed" else {}),
-            **fields,
-        })
-        pipe.zadd(keys.RECORDINGS_INDEX, {member: score})
-        pipe.zadd(keys.source_index("voice"), {member: score})
-        pipe.zadd(keys.status_index(status), {member: score})
-        pipe.sadd(keys.related_key(call), member)
-        pipe.rpush(keys.timeline_key("voice", recording), json.dumps({"at": score / 1000, "kind": "callback", "status": status, "verdict": "queued"}))
-        sids.append(recording)
-        if len(pipe) >= batch * 6:
-            pipe.execute()
-    pipe.execute()
+    script = redis.register_script(_SEED)
+    head = [keys.recording_key("voice", ""), keys.timeline_key("voice", ""), keys.related_key(""),
+            keys.RECORDINGS_INDEX, keys.source_index("voice"), keys.status_index(""), sid("AC", 1), int(timeline)]
+    sids: list[str] = []
+    for first in range(offset, offset + count, batch):
+        args: list[Any] = list(head)
+        for i in range(first, min(first + batch, offset + count)):
+            recording = sid("RE", i)
+            args += [recording, sid("CA", i), start_ms - (i - offset) // ties, "absent" if i % 10 == 0 else "completed"]
+            sids.append(recording)
+        script(args=args)
     return sids
+
+
+def fail_job(redis: Redis, recording: str, reason: str, source: str = "voice", status: str = "completed", queue: str = "recordings") -> str:
+    """A job of ours that failed the way a worker leaves it: status, failed registry, result, exc_info."""
+    job_id = f"rr-{source}-{recording}-{status}"
+    payload = {"v": 1, "source": source, "sid": recording, "status": status, "account_sid": sid("AC", 1),
+               "origin": "callback", "related": {}, "details": {}}
+    job = Queue(queue, connection=redis, serializer=JSONSerializer).create_job(
+        keys.JOB_FUNCTION, args=[payload], job_id=job_id, description=f"{source} {recording} {status}",
+    )
+    job.retries_left = 0
+    exc = f"Traceback (most recent call last):\n  File \"workers/jobs.py\", line 1\nworkers.failures.JobFailed: {reason}\n"
+    pipe = redis.pipeline()
+    job.set_status(JobStatus.FAILED, pipeline=pipe)
+    job.save(pipeline=pipe)
+    FailedJobRegistry(queue, connection=redis, serializer=JSONSerializer).add(job, exc_string=exc, pipeline=pipe)
+    Result.create_failure(job, ttl=3600, exc_string=exc, pipeline=pipe)
+    pipe.execute()
+    return job_id

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,16 @@ from console import bind, login, server
 from console.app import create_app
 from console.auth import Authenticator
 from receiver.settings import Settings
-from tests.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER, csrf_token, seed, sign_in
+from tests.console.helpers import (
+    PASSWORD,
+    SECRET_KEY,
+    TOKEN,
+    USER,
+    csrf_token,
+    fail_job,
+    seed,
+    sign_in,
+)
 
 PUBLIC = {"/login", "/healthz", "/favicon.ico"}
 SAMPLE_PARAMS = {
@@ -98,9 +108,16 @@ def test_session_cookie_is_httponly_samesite_strict_and_secure_over_https(
 ) -> None:
     base = start_console(console_settings())
     for proto, secure in (("http", False), ("https", True)):
+        # As if a TLS proxy on this host forwarded the requests (uvicorn trusts loopback proxies).
         with httpx.Client(base_url=base, headers={"x-forwarded-proto": proto}) as client:
-            token = csrf_token(client.get("/login").text)
-            response = client.post("/login", data={"username": USER, "password": PASSWORD, "csrf_token": token, "next": "/recordings"})
+            form = client.get("/login")
+            token = csrf_token(form.text)
+            login_cookie = form.headers["set-cookie"].split(";")[0]
+            assert ("Secure" in form.headers["set-cookie"]) is secure
+            response = client.post(
+                "/login", data={"username": USER, "password": PASSWORD, "csrf_token": token, "next": "/recordings"},
+                headers={"cookie": login_cookie},  # httpx itself keeps Secure cookies for https URLs
+            )
             assert response.status_code == 303 and response.headers["location"] == "/recordings"
             cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith("rr_console_session="))
             assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and ("Secure" in cookie) is secure
@@ -176,16 +193,19 @@ def test_no_credentials_is_refused_and_says_what_to_set(console_settings: Callab
 
 
 def test_auth_off_on_loopback_still_needs_csrf_and_a_loopback_host_header(
-    console_settings: Callable[..., Settings], start_console: Callable[[Settings], str],
+    console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], redis: Any,
 ) -> None:
     settings = console_settings(admin_insecure_no_auth=True, admin_username=None, admin_password=None, admin_token=None)
+    job_id = fail_job(redis, "RE" + "1" * 32, "permanent: Twilio answered 403 (code 20003): Authenticate")
     base = start_console(settings)
     with httpx.Client(base_url=base, timeout=10) as client:
         page = client.get("/")
         assert page.status_code == 200 and "Authentication is off" in page.text
-        assert client.post(f"/jobs/{SAMPLE_PARAMS['job_id']}/discard", data={}).status_code == 403
-        ok = client.post(f"/jobs/{SAMPLE_PARAMS['job_id']}/discard", data={"csrf_token": csrf_token(page.text)})
-        assert ok.status_code == 303 and "notice=not_failed" in ok.headers["location"]
+        assert client.post(f"/jobs/{job_id}/discard", data={}).status_code == 403
+        confirm = client.get(f"/jobs/{job_id}/discard")
+        ok = client.post(f"/jobs/{job_id}/discard", data={"csrf_token": csrf_token(confirm.text)})
+        assert ok.status_code == 303 and "notice=discarded" in ok.headers["location"]
+        assert "by local (no auth)" in client.get("/recordings/voice/RE" + "1" * 32).text
         # A page on another site that rebinds its name to 127.0.0.1 arrives with its own Host.
         assert client.get("/", headers={"host": "evil.example"}).status_code == 400
 

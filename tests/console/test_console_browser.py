@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Any, Callable, Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +19,7 @@ from tests.console.browser import launch, screenshot
 from tests.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER
 from tests.test_voice_pipeline import callback
 
-PAGES = ["/", "/recordings", "/failures", "/workers", "/api/overview", "/metrics"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -94,8 +100,24 @@ def test_operator_finds_why_a_recording_failed_and_replays_it(
     page.click("nav >> text=Failures")
     assert "No failed jobs" in page.content() and "replay" in page.locator("text=Recent console actions").locator("..").inner_text()
     screenshot(page, "08-failures-after")
-    page.click("nav >> text=Workers")
-    screenshot(page, "09-workers")
+    # A worker process with two threads appears on the workers page.
+    env = dict(os.environ, REDIS_URL=settings.redis_url or "", TWILIO_ACCOUNT_SID=ACCOUNT_SID, WORKER_THREADS="2")
+    worker = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker", "--no-scheduler"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page.click("nav >> text=Workers")
+        for _ in range(100):
+            if "2 alive in 1 process" in page.content():
+                break
+            time.sleep(0.2)
+            page.reload()
+        assert "2 alive in 1 process" in page.locator("h2:has-text('Workers')").inner_text()
+        screenshot(page, "09-workers")
+        page.click("nav >> text=Overview")
+        screenshot(page, "12-overview-after")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 def test_browser_without_a_session_is_sent_to_login_and_actions_need_the_csrf_token(
