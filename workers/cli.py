@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -40,8 +42,9 @@ def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
     env = dict(os.environ, DATA_DIR=str(data_dir))
     supervisor = Supervisor()
     if not settings.redis_url:
-        proc, url = embedded_redis.start(data_dir / "redis")
-        supervisor.adopt("redis", proc)
+        redis_port = embedded_redis.free_port()
+        proc, url = embedded_redis.start(data_dir / "redis", redis_port)
+        supervisor.adopt("redis", _Restartable(proc, lambda: embedded_redis.start(data_dir / "redis", redis_port)[0]))
         env["REDIS_URL"] = url
         click.echo(f"redis      {url} (embedded, append-only file in {data_dir / 'redis'})")
     supervisor.spawn("receiver", ["serve", "--host", host, "--port", str(port)], env)
@@ -55,6 +58,18 @@ def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
     click.echo(f"storage    {settings.storage_dir or data_dir / 'recordings'}")
     click.echo("Press Ctrl-C to stop.")
     sys.exit(supervisor.wait())
+
+
+class _Restartable:
+    """The first start already happened (to learn the URL); later starts call `again`."""
+
+    def __init__(self, first: "subprocess.Popen[bytes]", again: "Callable[[], subprocess.Popen[bytes]]") -> None:
+        self._first: subprocess.Popen[bytes] | None = first
+        self._again = again
+
+    def __call__(self) -> "subprocess.Popen[bytes]":
+        first, self._first = self._first, None
+        return first if first is not None else self._again()
 
 
 @main.command()

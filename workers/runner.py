@@ -23,4 +23,6 @@ def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, th
         maintenance_seconds=settings.worker_maintenance_seconds,
     )
     logs.get("workers.runner").info("worker process starting", queue=settings.queue_name, scheduler=with_scheduler)
-    return pool.run(burst=burst, logging_level=settings.log_level) > 0
+    # RQ logs a few lines for every job; our own structured "recording processed" line says more.
+    rq_level = "WARNING" if settings.log_level.upper() == "INFO" else settings.log_level
+    return pool.run(burst=burst, logging_level=rq_level) > 0
