@@ -13,6 +13,7 @@ from receiver.accounts import Account, AccountBook, load_accounts
 from receiver.enqueue import SyncEnqueuer
 from receiver.job_template import JobTemplate
 from receiver.settings import Settings, load_settings
+from workers.archive_claim import ArchiveClaims
 from workers.catalog import Catalog
 from workers.job_stats import JobStats
 from workers.throttle import AccountThrottle
@@ -46,6 +47,11 @@ class WorkerContext:
     @cached_property
     def stats(self) -> JobStats:
         return JobStats(self.redis)
+
+    @cached_property
+    def claims(self) -> ArchiveClaims:
+        # About the life of a job lease: a worker killed mid-download frees the claim with it.
+        return ArchiveClaims(self.redis, 2 * self.settings.worker_lease_seconds)
 
     @cached_property
     def throttle(self) -> AccountThrottle:

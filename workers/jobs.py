@@ -57,8 +57,9 @@ def _process(ctx: WorkerContext, event: RecordingEvent, job: Job | None) -> dict
         if failure is None:
             raise
         return _handle_failure(ctx, event, job, failure, exc, started)
-    _done(ctx, event, job, started, "done")
-    if result.get("archived") == "now":
+    archived_now = result.get("archived") == "now"
+    _done(ctx, event, job, started, "done" if archived_now or "archived" not in result else "already archived")
+    if archived_now:
         ctx.stats.archived(event.source.value, event.sid, time.time())
     log.info("recording processed", status=event.status.value, **{k: v for k, v in result.items() if k != "media"})
     return result

@@ -9,6 +9,7 @@ import time
 from types import FrameType
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -34,6 +35,8 @@ class _Slot:
     def _work(self) -> None:
         try:
             self.worker.work(burst=self.pool.burst, logging_level=self.pool.logging_level)
+        except RedisError as exc:  # e.g. teardown with Redis away; the pool replaces this worker
+            log.warning("worker thread stopped by a Redis error", worker=self.worker.name, error=type(exc).__name__)
         finally:
             self.pool.wake.set()
 
@@ -100,13 +103,22 @@ class ThreadPool:
             self.wake.wait(min(beat_every, 1.0))
             self.wake.clear()
             for slot in self._slots:
-                slot.worker.renew_lease()
+                self._renew(slot)
                 if not self._stopping:
                     slot.revive_if_dead()
             if not self._stopping:
                 self._keep_scheduler()
         self._stop_scheduler()
         return sum(slot.worker.successful_job_count for slot in self._slots)
+
+    @staticmethod
+    def _renew(slot: _Slot) -> None:
+        """A lease that cannot be renewed while Redis is away only means RQ may retry that job
+        later (its effects are idempotent); it must never take the pool down."""
+        try:
+            slot.worker.renew_lease()
+        except RedisError as exc:
+            log.warning("lease not renewed", worker=slot.worker.name, error=type(exc).__name__)
 
     def _keep_scheduler(self) -> None:
         """Hold the scheduler lock if nobody else does; another host's scheduler may own it."""

@@ -12,10 +12,18 @@ from workers import sources
 
 
 def completed(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
-    """Fetch metadata, stream the media, write metadata beside it. Safe to run again."""
+    """Fetch metadata, stream the media, write metadata beside it. Safe to run again, even twice
+    at once: the claim lets one run archive, and the other then finds it archived."""
     state = ctx.catalog.get(event.source.value, event.sid)
     if state.get("archived_at"):
         return {"archived": "already", "media": state.get("media_path")}
+    with ctx.claims.hold(event.source.value, event.sid):
+        if ctx.catalog.get(event.source.value, event.sid).get("archived_at"):
+            return {"archived": "already", "media": state.get("media_path")}
+        return _archive(ctx, event)
+
+
+def _archive(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
     account = ctx.account(event.account_sid)
     api = sources.api_for(event.source)
     metadata = api.fetch(ctx, account, event.sid)
