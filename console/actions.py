@@ -37,7 +37,7 @@ class Actions:
         job = self._failed_job(job_id)
         job.retries_left = self.retry_max
         try:
-            # Persists the job (with retries_left) and enqueues it in one transaction.
+            # Takes it off the failed list, then saves it (with retries_left) and enqueues it.
             self.registry.requeue(job)
         except InvalidJobOperation:
             raise NotFailed(job_id) from None  # Someone else replayed or discarded it just now.
@@ -49,7 +49,8 @@ class Actions:
         return done
 
     def discard(self, job_id: str, user: str) -> Done:
-        """Delete the failed job: it will not run again (a new callback or reconciler find still can)."""
+        """Delete the failed job for good: the dedupe ledger still knows this (recording, status), so a
+        repeated callback or a reconciler find of it counts as a duplicate and queues nothing."""
         job = self._failed_job(job_id)
         done = self._done(job)
         job.delete()

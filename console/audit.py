@@ -35,9 +35,10 @@ class Action:
 
 def record(redis: Redis, action: Action, timeline_entry: dict[str, Any] | None = None) -> None:
     """Log the action, add it to the shared list and, when given, to the recording's timeline."""
+    context = {"sid": action.sid, "source": action.source, "detail": action.detail}
     log.info(
         "console action", user=action.user, action=action.action, job_id=action.job_id,
-        sid=action.sid or None, source=action.source or None, detail=action.detail or None,
+        **{k: v for k, v in context.items() if v},
     )
     pipe = redis.pipeline(transaction=False)
     pipe.lpush(AUDIT_KEY, json.dumps(action.to_json(), separators=(",", ":")))

@@ -24,10 +24,8 @@ from receiver import keys, stats
 from receiver.events import Status
 
 NS = "recording_receiver"
-# Latency histograms the receiver and workers may keep in Redis: hash fields "{source}|{le}" hold
-# the count of observations in that bucket alone (not cumulative), "{source}|sum" their sum.
-ENQUEUE_SECONDS = f"{stats.PREFIX}:enqueue_seconds"
-ARCHIVE_LATENCY_SECONDS = f"{stats.PREFIX}:archive_latency_seconds"
+ENQUEUE_SECONDS = stats.ENQUEUE_SECONDS
+ARCHIVE_LATENCY_SECONDS = stats.ARCHIVE_LATENCY_SECONDS
 
 __all__ = ["CONTENT_TYPE_LATEST", "RedisCollector", "registry_for", "scrape"]
 

@@ -155,7 +155,8 @@ class Recordings:
         low, high = filters.score_range
         found: list[tuple[str, float]] = []
         scanned = 0
-        start: tuple[float | None, int] = (cursor.score, cursor.skip) if cursor else (None, 0)
+        # A cursor above the date range (an edited URL) starts from the range's top instead.
+        start: tuple[float | None, int] = (cursor.score, cursor.skip) if cursor and cursor.score <= high else (None, 0)
         state = start  # where the walk stands after the last entry consumed
         exhausted = False
         for member, score, state in self._walk(primary, secondary, low, high, start, limit):
@@ -169,6 +170,8 @@ class Recordings:
         else:
             exhausted = True
         page = Page(self._rows(found), total, scanned=scanned)
+        if cursor and not found:
+            page.notes.append("No older recordings match.")
         if not exhausted and state[0] is not None and self._more(primary, low, state):
             page.next_cursor = Cursor(state[0], state[1]).encode()
             page.partial = len(found) < limit

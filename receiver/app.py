@@ -55,11 +55,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             log.warning("PUBLIC_BASE_URL is not set: signatures are checked against the Host header")
         if accounts.default is None and not list(accounts):
             log.warning("no Twilio account configured: every callback will be rejected")
-        drainer = asyncio.create_task(delivery.run_drainer())
+        background = [asyncio.create_task(delivery.run_drainer()), asyncio.create_task(deps.counters.run_flusher())]
         yield
-        drainer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await drainer
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await deps.counters.flush()
         with contextlib.suppress(Exception):
             # A last attempt, so a clean shutdown leaves nothing behind when Redis is up.
             await asyncio.wait_for(delivery.drain_once(), 5.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -145,10 +146,12 @@ class CallbackEndpoint:
         return await self._enqueue(parsed, verdict.matched)
 
     async def _enqueue(self, event: RecordingEvent, matched: str | None) -> Response:
+        started = time.perf_counter()
         try:
             result = await self.deps.delivery.deliver(event)
         except SpoolUnavailable:
             return _reply(503, "temporarily unavailable")
+        self.deps.counters.observe_enqueue(event.source.value, time.perf_counter() - started)
         log.info(
             "callback accepted",
             source=event.source.value,

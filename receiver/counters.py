@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from redis.asyncio import Redis
@@ -15,6 +16,31 @@ log = logs.get("receiver.counters")
 class Counters:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        # Enqueue latencies are gathered in memory and written every few seconds: one write per
+        # request would cost as much as the enqueue it measures.
+        self._latency: dict[str, float] = {}
+
+    def observe_enqueue(self, source: str, seconds: float) -> None:
+        for field in (stats.bucket_field(source, seconds), stats.sum_field(source)):
+            self._latency[field] = self._latency.get(field, 0.0) + (seconds if field.endswith("|sum") else 1)
+
+    async def flush(self) -> None:
+        pending, self._latency = self._latency, {}
+        if not pending:
+            return
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for field, value in pending.items():
+                pipe.hincrbyfloat(stats.ENQUEUE_SECONDS, field, value)
+            await pipe.execute()
+        except (RedisError, OSError):
+            for field, value in pending.items():  # keep them for the next flush
+                self._latency[field] = self._latency.get(field, 0.0) + value
+
+    async def run_flusher(self, interval: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.flush()
 
     async def count(self, source: str, verdict: str, signature_reason: str | None = None) -> None:
         """Never raises: losing a counter must not turn a 4xx into a 5xx."""

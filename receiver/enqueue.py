@@ -18,7 +18,7 @@ from receiver.events import RecordingEvent
 from receiver.job_template import JobTemplate, rq_time
 
 # KEYS: ledger, job hash, queue list, rq:queues set, timeline, recordings index,
-#       callback totals hash, this minute's callback hash
+#       callback totals hash, this minute's callback hash, then one search set per parent SID
 # ARGV: job id, now (ms), index member, job data, RQ timestamp, description,
 #       counter field prefix "{source}|{status}|", timeline kind, status
 # Everything that is the same for every job (RQ's static job fields, TTLs, the queue key) is
@@ -34,6 +34,7 @@ if fresh then
   redis.call('RPUSH', KEYS[3], ARGV[1])
   redis.call('SADD', KEYS[4], {queue_key})
   redis.call('ZADD', KEYS[6], 'NX', ARGV[2], ARGV[3])
+  for i = 9, #KEYS do redis.call('SADD', KEYS[i], ARGV[3]) end
 end
 redis.call('RPUSH', KEYS[5], '{{"at":' .. (tonumber(ARGV[2]) / 1000) .. ',"kind":"' .. ARGV[8] ..
   '","status":"' .. ARGV[9] .. '","verdict":"' .. verdict .. '","job_id":"' .. ARGV[1] .. '"}}')
@@ -86,6 +87,8 @@ def build_call(template: JobTemplate, event: RecordingEvent) -> tuple[str, list[
         keys.RECORDINGS_INDEX,
         stats.CALLBACKS,
         stats.minute("callbacks", now),
+        # So the console finds a recording by its call, conference or room while it still waits.
+        *(keys.related_key(parent) for parent in event.related.values()),
     ]
     argv: list[Any] = [
         job_id,

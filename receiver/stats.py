@@ -25,18 +25,20 @@ def minute(kind: str, epoch_seconds: float) -> str:
 def callback_field(source: str, status: str, verdict: str) -> str:
     return f"{source}|{status}|{verdict}"
 
-# Histograms: hash with one field per bucket upper bound ("0.1", …, "+Inf": not cumulative),
-# plus "sum" and "count". The console turns them into Prometheus histograms at scrape time.
-HISTOGRAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# Latency histograms: hash fields "{source}|{le}" hold the count of observations in that bucket
+# alone (not cumulative), "{source}|sum" their sum; the console turns them into Prometheus
+# histograms at scrape time.
+ENQUEUE_SECONDS = f"{PREFIX}:enqueue_seconds"  # receiver: dedupe-and-enqueue round trip
+ARCHIVE_LATENCY_SECONDS = f"{PREFIX}:archive_latency_seconds"  # first callback -> media stored
+HISTOGRAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-def histogram(name: str, source: str) -> str:
-    """`job_seconds` (a job's run time) or `archive_latency` (callback received → media stored)."""
-    return f"{PREFIX}:hist:{name}:{source}"
-
-
-def bucket_for(value: float) -> str:
+def bucket_field(source: str, value: float) -> str:
     for bound in HISTOGRAM_BUCKETS:
         if value <= bound:
-            return str(bound)
-    return "+Inf"
+            return f"{source}|{bound}"
+    return f"{source}|inf"
+
+
+def sum_field(source: str) -> str:
+    return f"{source}|sum"

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
 
 from receiver import logs
+from pydantic import SecretStr
+
 from receiver.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from workers.supervisor import Supervisor
 
 ROUTES = ("voice", "video", "media", "legacy")
 
@@ -35,6 +41,7 @@ def main() -> None:
 def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
     """Everything on one machine: Redis (embedded when REDIS_URL is unset), receiver, workers."""
     from workers import embedded_redis
+
     from workers.supervisor import Supervisor
 
     settings = _settings()
@@ -51,13 +58,35 @@ def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
     for index in range(worker_count):
         args = ["worker"] if index == 0 else ["worker", "--no-scheduler"]
         supervisor.spawn(f"worker-{index}", args, env)
+    console_lines = _start_console(supervisor, settings, env)
     base = settings.public_base_url or f"http://{host}:{port}"
     for route in ROUTES:
         click.echo(f"callback   {base}/twilio/recordings/{route}")
     click.echo(f"health     http://{host}:{port}/healthz")
     click.echo(f"storage    {settings.storage_dir or data_dir / 'recordings'}")
+    for line in console_lines:
+        click.echo(line)
     click.echo("Press Ctrl-C to stop.")
     sys.exit(supervisor.wait())
+
+
+def _start_console(supervisor: "Supervisor", settings: Settings, env: dict[str, str]) -> list[str]:
+    """Start the admin console for `up`; with no credentials configured, make a one-off password
+    for this run (loopback only) and show it once, so the console works on the first try."""
+    from console import bind
+
+    host, port = settings.admin_host, settings.admin_port
+    lines = []
+    if bind.is_loopback(host) and not (settings.admin_username or settings.admin_token or settings.admin_insecure_no_auth):
+        password = secrets.token_urlsafe(12)
+        env.update(ADMIN_USERNAME="admin", ADMIN_PASSWORD=password)
+        settings = settings.model_copy(update={"admin_username": "admin", "admin_password": SecretStr(password)})
+        lines.append(f"login      admin / {password}  (generated for this run; set ADMIN_USERNAME/ADMIN_PASSWORD to choose)")
+    reasons = bind.problems(settings, host)
+    if reasons:
+        return [f"console    not started: {'; '.join(reasons)}"]
+    supervisor.spawn("console", ["admin", "--host", host, "--port", str(port)], dict(env, REDIS_URL=env["REDIS_URL"]))
+    return [f"console    http://{host}:{port}/", *lines]
 
 
 class _Restartable:

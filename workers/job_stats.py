@@ -23,7 +23,6 @@ class JobStats:
         self._write(lambda pipe: (
             pipe.hincrby(stats.JOBS, f"{source}|{outcome}", 1),
             pipe.hincrbyfloat(stats.JOBS, f"{source}|{outcome}|seconds", seconds),
-            self._observe(pipe, stats.histogram("job_seconds", source), seconds),
         ))
 
     def archived(self, source: str, sid: str, archived_at: float) -> None:
@@ -32,16 +31,15 @@ class JobStats:
         if first_ms is None:
             return
         latency = max(0.0, archived_at - float(first_ms) / 1000)
-        self._write(lambda pipe: self._observe(pipe, stats.histogram("archive_latency", source), latency))
+        self._write(lambda pipe: self._observe(pipe, stats.ARCHIVE_LATENCY_SECONDS, source, latency))
 
     def twilio_response(self, status: int) -> None:
         self._write(lambda pipe: pipe.hincrby(stats.TWILIO_RESPONSES, str(status), 1))
 
     @staticmethod
-    def _observe(pipe: Pipeline, key: str, value: float) -> None:
-        pipe.hincrby(key, stats.bucket_for(value), 1)
-        pipe.hincrbyfloat(key, "sum", value)
-        pipe.hincrby(key, "count", 1)
+    def _observe(pipe: Pipeline, key: str, source: str, value: float) -> None:
+        pipe.hincrby(key, stats.bucket_field(source, value), 1)
+        pipe.hincrbyfloat(key, stats.sum_field(source), value)
 
     def _write(self, fill: Callable[[Pipeline], object]) -> None:
         try:

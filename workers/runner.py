@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from receiver import logs
 from receiver.settings import Settings
-from workers import context
+from workers import context, reconcile_job
 from workers.pool import ThreadPool
 
 
@@ -23,6 +24,12 @@ def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, th
         maintenance_seconds=settings.worker_maintenance_seconds,
     )
     logs.get("workers.runner").info("worker process starting", queue=settings.queue_name, scheduler=with_scheduler)
+    if not burst:
+        # The reconciler's chain of scheduled passes: idempotent, so every worker may ensure it.
+        try:
+            reconcile_job.ensure_scheduled(settings)
+        except RedisError as exc:  # the next worker start, or the running chain, will see to it
+            logs.get("workers.runner").warning("reconciler schedule not checked", error=type(exc).__name__)
     # RQ logs a few lines for every job; our own structured "recording processed" line says more.
     rq_level = "WARNING" if settings.log_level.upper() == "INFO" else settings.log_level
     return pool.run(burst=burst, logging_level=rq_level) > 0
