@@ -6,13 +6,10 @@ import json
 import time
 from dataclasses import dataclass
 
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-
 from receiver import logs
 from receiver.accounts import AccountBook
+from receiver.asgi_io import BodyTooLarge, Incoming, Receive, Scope, Send, read_body, reply
 from receiver.counters import Counters
-from receiver.body import BodyTooLarge, read_limited
 from receiver.delivery import SPOOLED, Delivery, SpoolUnavailable
 from receiver.errors import BadCallback
 from receiver.events import RecordingEvent, Source
@@ -39,21 +36,23 @@ class Deps:
     counters: Counters
 
 
-def _reply(status: int, reason: str = "") -> Response:
-    if not reason:
-        return Response(status_code=status)
-    return PlainTextResponse(reason + "\n", status_code=status)
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    reason: str = ""
 
 
-def _request_line(request: Request) -> RequestLine:
-    scope = request.scope
+NO_CONTENT = Answer(204)
+
+
+def _request_line(incoming: Incoming) -> RequestLine:
     return RequestLine(
-        scheme=scope.get("scheme", "http"),
-        host=request.headers.get("host"),
-        raw_path=scope.get("raw_path") or scope["path"].encode(),
-        query_string=scope.get("query_string", b""),
-        forwarded_proto=request.headers.get("x-forwarded-proto"),
-        forwarded_host=request.headers.get("x-forwarded-host"),
+        scheme=incoming.scheme,
+        host=incoming.headers.get("host"),
+        raw_path=incoming.raw_path,
+        query_string=incoming.query_string,
+        forwarded_proto=incoming.headers.get("x-forwarded-proto"),
+        forwarded_host=incoming.headers.get("x-forwarded-host"),
     )
 
 
@@ -73,36 +72,38 @@ def _json_params(body: bytes) -> Params:
 
 
 class CallbackEndpoint:
-    """One per source; its `handle` is the route's endpoint."""
+    """One per source: an ASGI app mounted as that source's route (Starlette checks the method)."""
 
     def __init__(self, source: Source, parser: Parser, deps: Deps) -> None:
         self.source = source
         self.parser = parser
         self.deps = deps
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        incoming = Incoming.from_scope(scope)
         try:
-            return await self._handle(request)
+            answer = await self._handle(incoming, receive)
         except BodyTooLarge:
-            return await self._reject(413, "body too large", "rejected_input")
+            answer = await self._reject(413, "body too large", "rejected_input")
+        await reply(send, answer.status, answer.reason)
 
     async def _reject(
         self, status: int, reason: str, verdict: str, signature_reason: str | None = None, **context: str
-    ) -> Response:
+    ) -> Answer:
         """Every refusal: one log line with the reason, one counter, a short answer."""
         log.warning("callback rejected", source=self.source.value, status=status, reason=signature_reason or reason, **context)
         await self.deps.counters.count(self.source.value, verdict, signature_reason)
-        return _reply(status, reason)
+        return Answer(status, reason)
 
-    async def _read(self, request: Request) -> tuple[Params | str, Params] | Response:
+    async def _read(self, incoming: Incoming, receive: Receive) -> tuple[Params | str, Params] | Answer:
         """The params as signed (form params, or the raw JSON text) and as parsed."""
-        if request.method == "GET":
-            params = parse_params(request.scope.get("query_string", b""))
+        if incoming.method in ("GET", "HEAD"):
+            params = parse_params(incoming.query_string)
             return Params(), params
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        ctype = incoming.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in (_FORM, _JSON):
             return await self._reject(415, f"unsupported content type {ctype[:60]!r}", "rejected_input")
-        body = await read_limited(request, self.deps.settings.max_body_bytes)
+        body = await read_body(receive, incoming.headers.get("content-length"), self.deps.settings.max_body_bytes)
         if ctype == _JSON:
             try:
                 return body.decode("utf-8"), _json_params(body)
@@ -111,21 +112,21 @@ class CallbackEndpoint:
         params = parse_params(body)
         return params, params
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, incoming: Incoming, receive: Receive) -> Answer:
         try:
-            read = await self._read(request)
+            read = await self._read(incoming, receive)
         except BadCallback as exc:
             # Undecodable bodies cannot carry a valid signature; say so without trusting them.
             return await self._reject(403, "forbidden", "rejected_signature", exc.reason)
-        if isinstance(read, Response):
+        if isinstance(read, Answer):
             return read
         signed_params, params = read
         settings = self.deps.settings
-        line = _request_line(request)
+        line = _request_line(incoming)
         url = signed_url(line, settings.public_base_url, settings.trust_proxy_headers)
         tokens = self.deps.accounts.tokens_for(params.first("AccountSid"))
-        signature = request.headers.get(SIGNATURE_HEADER)
-        settings_header = request.headers.get(SETTINGS_HEADER)
+        signature = incoming.headers.get(SIGNATURE_HEADER)
+        settings_header = incoming.headers.get(SETTINGS_HEADER)
         verdict = verify(url, signed_params, signature, settings_header, tokens, settings.twilio_webhook_shared_keys)
         if not verdict.ok:
             likely = ""
@@ -142,17 +143,19 @@ class CallbackEndpoint:
         if isinstance(parsed, Ignored):
             log.info("callback ignored", source=self.source.value, sid=parsed.sid, reason=parsed.reason)
             await self.deps.counters.count(self.source.value, "ignored")
-            return _reply(204)
+            return NO_CONTENT
         return await self._enqueue(parsed, verdict.matched)
 
-    async def _enqueue(self, event: RecordingEvent, matched: str | None) -> Response:
+    async def _enqueue(self, event: RecordingEvent, matched: str | None) -> Answer:
         started = time.perf_counter()
         try:
             result = await self.deps.delivery.deliver(event)
         except SpoolUnavailable:
-            return _reply(503, "temporarily unavailable")
+            return Answer(503, "temporarily unavailable")
         self.deps.counters.observe_enqueue(event.source.value, time.perf_counter() - started)
-        log.info(
+        # DEBUG, not INFO: at thousands of callbacks a second a line each is its own outage; every
+        # callback is on the recording's timeline and in the counters, and refusals stay WARNING.
+        log.debug(
             "callback accepted",
             source=event.source.value,
             sid=event.sid,
@@ -162,5 +165,5 @@ class CallbackEndpoint:
             token=matched,
         )
         if result.outcome == SPOOLED:
-            return _reply(self.deps.settings.outage_response)
-        return _reply(204)
+            return Answer(self.deps.settings.outage_response)
+        return NO_CONTENT

@@ -41,6 +41,7 @@ class Delivery:
     correctness, while not spooling one event longer than necessary is."""
 
     def __init__(self, enqueuer: Enqueuer, spool: Spool, bound_seconds: float, redis: Redis) -> None:
+        """`enqueuer` must give up after `bound_seconds` itself; the drainer's pings use it too."""
         self._enqueuer = enqueuer
         self._spool = spool
         self._bound = bound_seconds
@@ -57,7 +58,7 @@ class Delivery:
     async def deliver(self, event: RecordingEvent) -> Delivered:
         if not self._detour:
             try:
-                result: EnqueueResult = await asyncio.wait_for(self._enqueuer.submit(event), self._bound)
+                result: EnqueueResult = await self._enqueuer.submit(event)
                 return Delivered(result.outcome.value, result.job_id)
             except _REDIS_TROUBLE as exc:
                 self._detour = True
@@ -98,7 +99,7 @@ class Delivery:
             delivered = 0
             while rows := await asyncio.to_thread(self._spool.oldest, batch):
                 results = await asyncio.gather(
-                    *(asyncio.wait_for(self._enqueuer.submit(RecordingEvent.from_payload(p)), 10.0) for _, p in rows),
+                    *(self._enqueuer.submit(RecordingEvent.from_payload(p)) for _, p in rows),
                     return_exceptions=True,
                 )
                 done = list(itertools.takewhile(lambda pair: not isinstance(pair[1], BaseException), zip(rows, results)))

@@ -1,4 +1,4 @@
-"""Dedupe and enqueue an event in one atomic Redis round trip (a Lua script)."""
+"""Dedupe and enqueue events atomically in Redis: one Lua script call for a whole batch of events."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Sequence
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -17,32 +17,44 @@ from receiver import keys, stats
 from receiver.events import RecordingEvent
 from receiver.job_template import JobTemplate, rq_time
 
-# KEYS: ledger, job hash, queue list, rq:queues set, timeline, recordings index,
-#       callback totals hash, this minute's callback hash, then one search set per parent SID
-# ARGV: job id, now (ms), index member, job data, RQ timestamp, description,
-#       counter field prefix "{source}|{status}|", timeline kind, status
+# One call carries a batch. KEYS: the shared keys (queue list, rq:queues, recordings index,
+# callback totals, this minute's callback hash), then per event: ledger, job hash, timeline, and
+# one search set per parent SID. ARGV: now (ms), RQ timestamp, then per event: number of parent
+# SIDs, job id, index member, job data, description, counter field prefix, timeline kind, status.
 # Everything that is the same for every job (RQ's static job fields, TTLs, the queue key) is
-# written into the script itself, so each call sends only what differs: packing arguments was
-# the largest cost on the hot path.
+# written into the script itself, so a call sends only what differs: building and parsing
+# commands, not Redis, was the cost on the hot path.
 _SCRIPT = """
-local fresh = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', {ledger_ttl})
-local verdict = 'duplicate'
-if fresh then
-  verdict = 'queued'
-  redis.call('HSET', KEYS[2], 'data', ARGV[4], 'created_at', ARGV[5], 'enqueued_at', ARGV[5],
-             'description', ARGV[6], {static_fields})
-  redis.call('RPUSH', KEYS[3], ARGV[1])
-  redis.call('SADD', KEYS[4], {queue_key})
-  redis.call('ZADD', KEYS[6], 'NX', ARGV[2], ARGV[3])
-  for i = 9, #KEYS do redis.call('SADD', KEYS[i], ARGV[3]) end
+local now, stamp = ARGV[1], ARGV[2]
+local results, counts = {{}}, {{}}
+local k, a = 6, 3
+while a <= #ARGV do
+  local related, job_id, member = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
+  local fresh = redis.call('SET', KEYS[k], job_id, 'NX', 'EX', {ledger_ttl})
+  local verdict = 'duplicate'
+  if fresh then
+    verdict = 'queued'
+    redis.call('HSET', KEYS[k + 1], 'data', ARGV[a + 3], 'created_at', stamp, 'enqueued_at', stamp,
+               'description', ARGV[a + 4], {static_fields})
+    redis.call('RPUSH', KEYS[1], job_id)
+    redis.call('ZADD', KEYS[3], 'NX', now, member)
+    for i = 1, related do redis.call('SADD', KEYS[k + 2 + i], member) end
+  end
+  local length = redis.call('RPUSH', KEYS[k + 2], '{{"at":' .. (tonumber(now) / 1000) .. ',"kind":"' ..
+    ARGV[a + 6] .. '","status":"' .. ARGV[a + 7] .. '","verdict":"' .. verdict .. '","job_id":"' .. job_id .. '"}}')
+  if length > {timeline_limit} then redis.call('LTRIM', KEYS[k + 2], -{timeline_limit}, -1) end
+  local field = ARGV[a + 5] .. verdict
+  counts[field] = (counts[field] or 0) + 1
+  results[#results + 1] = fresh and 1 or 0
+  k, a = k + 3 + related, a + 8
 end
-redis.call('RPUSH', KEYS[5], '{{"at":' .. (tonumber(ARGV[2]) / 1000) .. ',"kind":"' .. ARGV[8] ..
-  '","status":"' .. ARGV[9] .. '","verdict":"' .. verdict .. '","job_id":"' .. ARGV[1] .. '"}}')
-redis.call('LTRIM', KEYS[5], -{timeline_limit}, -1)
-redis.call('HINCRBY', KEYS[7], ARGV[7] .. verdict, 1)
-redis.call('HINCRBY', KEYS[8], ARGV[7] .. verdict, 1)
-redis.call('EXPIRE', KEYS[8], {minute_ttl})
-if fresh then return 1 else return 0 end
+for field, n in pairs(counts) do
+  redis.call('HINCRBY', KEYS[4], field, n)
+  redis.call('HINCRBY', KEYS[5], field, n)
+end
+redis.call('SADD', KEYS[2], {queue_key})
+redis.call('EXPIRE', KEYS[5], {minute_ttl})
+return results
 """
 
 
@@ -73,101 +85,101 @@ class EnqueueResult:
     job_id: str
 
 
-def build_call(template: JobTemplate, event: RecordingEvent) -> tuple[str, list[str], list[Any]]:
-    """The script's keys and arguments for one event; shared by the async and sync enqueuers."""
-    job_id = keys.job_id(event)
+def build_call(template: JobTemplate, events: Sequence[RecordingEvent]) -> tuple[list[str], list[Any], list[str]]:
+    """The script's keys and arguments for a batch of events, and each event's job id."""
     now = time.time()
-    source, status = event.source.value, event.status.value
-    script_keys = [
-        keys.ledger_key(event),
-        f"rq:job:{job_id}",
-        template.queue_key,
-        "rq:queues",
-        keys.timeline_key(source, event.sid),
-        keys.RECORDINGS_INDEX,
-        stats.CALLBACKS,
-        stats.minute("callbacks", now),
-        # So the console finds a recording by its call, conference or room while it still waits.
-        *(keys.related_key(parent) for parent in event.related.values()),
-    ]
-    argv: list[Any] = [
-        job_id,
-        int(now * 1000),
-        event.key,
-        template.data(event.to_payload()),
-        rq_time(),
-        f"{source} {event.sid} {status} ({event.origin.value})",
-        stats.callback_field(source, status, ""),
-        event.origin.value,
-        status,
-    ]
-    return job_id, script_keys, argv
+    script_keys = [template.queue_key, "rq:queues", keys.RECORDINGS_INDEX, stats.CALLBACKS, stats.minute("callbacks", now)]
+    argv: list[Any] = [int(now * 1000), rq_time()]
+    job_ids = []
+    for event in events:
+        job_id = keys.job_id(event)
+        source, status = event.source.value, event.status.value
+        # The search sets let the console find a recording by its call, conference or room
+        # while its job still waits.
+        parents = [keys.related_key(parent) for parent in event.related.values()]
+        script_keys += [keys.ledger_key(event), f"rq:job:{job_id}", keys.timeline_key(source, event.sid), *parents]
+        argv += [
+            len(parents), job_id, event.key, template.data(event.to_payload()),
+            f"{source} {event.sid} {status} ({event.origin.value})",
+            stats.callback_field(source, status, ""), event.origin.value, status,
+        ]
+        job_ids.append(job_id)
+    return script_keys, argv, job_ids
 
 
-def _result(fresh: Any, job_id: str) -> EnqueueResult:
-    return EnqueueResult(Outcome.QUEUED if fresh else Outcome.DUPLICATE, job_id)
+def _results(fresh: Sequence[Any], job_ids: list[str]) -> list[EnqueueResult]:
+    return [EnqueueResult(Outcome.QUEUED if f else Outcome.DUPLICATE, j) for f, j in zip(fresh, job_ids)]
 
 
 class Enqueuer:
     """For the receiver's event loop: one per process, shared by all requests.
 
     Requests that arrive together are coalesced: everything submitted during one turn of the
-    event loop goes to Redis as one pipeline of script calls (one write, one read), which costs
-    far less per event than a round trip each. Each call is still its own atomic script.
+    event loop goes to Redis as one script call, which costs far less per event than a round
+    trip each. The script handles the batch atomically, event by event in arrival order.
     """
 
-    def __init__(self, redis: Redis, template: JobTemplate, ledger_ttl: int) -> None:
+    def __init__(self, redis: Redis, template: JobTemplate, ledger_ttl: int, bound_seconds: float = 10.0) -> None:
         self._redis = redis
         self._template = template
+        self._bound = bound_seconds
         self._script: Any = redis.register_script(script_source(template, ledger_ttl))
-        self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[RecordingEvent, asyncio.Future[EnqueueResult]]] = []
 
     async def submit(self, event: RecordingEvent) -> EnqueueResult:
-        job_id, script_keys, argv = build_call(self._template, event)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((script_keys, argv, future))
+        """Raises TimeoutError when Redis has not answered within the bound."""
+        future: asyncio.Future[EnqueueResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
         if len(self._pending) == 1:
             asyncio.get_running_loop().call_soon(self._start_flush)
-        return _result(await future, job_id)
+        return await future
 
     def _start_flush(self) -> None:
         batch, self._pending = self._pending, []
-        asyncio.get_running_loop().create_task(self._flush(batch))
+        loop = asyncio.get_running_loop()
+        # One timer per batch bounds every caller's wait (cheaper than a wait_for each).
+        loop.call_later(self._bound, _expire, batch)
+        loop.create_task(self._flush(batch))
 
-    async def _flush(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
+    async def _flush(self, batch: list[tuple[RecordingEvent, asyncio.Future[EnqueueResult]]]) -> None:
         try:
-            results = await self._run(batch)
+            script_keys, argv, job_ids = build_call(self._template, [event for event, _ in batch])
+            results: list[EnqueueResult] | BaseException = _results(await self._call(script_keys, argv), job_ids)
         except Exception as exc:  # Redis down or slow: every caller in the batch learns it.
-            results = [exc] * len(batch)
-        for (_, _, future), result in zip(batch, results):
+            results = exc
+        for index, (_, future) in enumerate(batch):
             if future.done():  # the caller gave up waiting (its bound expired)
                 continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
+            if isinstance(results, BaseException):
+                future.set_exception(results)
             else:
-                future.set_result(result)
+                future.set_result(results[index])
 
-    async def _run(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> list[Any]:
-        for attempt in range(2):
-            pipe = self._redis.pipeline(transaction=False)
-            for script_keys, argv, _ in batch:
-                pipe.evalsha(self._script.sha, len(script_keys), *script_keys, *argv)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
-                # Redis restarted or was flushed: load the script once and send the batch again.
-                await self._redis.script_load(self._script.script)
-                continue
-            return results
-        return results
+    async def _call(self, script_keys: list[str], argv: list[Any]) -> Any:
+        try:
+            return await self._redis.evalsha(self._script.sha, len(script_keys), *script_keys, *argv)
+        except NoScriptError:
+            # Redis restarted or was flushed: load the script and send the batch again.
+            await self._redis.script_load(self._script.script)
+            return await self._redis.evalsha(self._script.sha, len(script_keys), *script_keys, *argv)
+
+
+def _expire(batch: list[tuple[RecordingEvent, asyncio.Future[EnqueueResult]]]) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(TimeoutError("Redis did not answer in time"))
 
 
 class SyncEnqueuer:
-    """The same dedupe-and-enqueue for synchronous callers: the reconciler, replays, the spool."""
+    """The same dedupe-and-enqueue for synchronous callers: the reconciler, replays, tools."""
 
     def __init__(self, redis: SyncRedis, template: JobTemplate, ledger_ttl: int) -> None:
         self._template = template
         self._script: Any = redis.register_script(script_source(template, ledger_ttl))
 
     def submit(self, event: RecordingEvent) -> EnqueueResult:
-        job_id, script_keys, argv = build_call(self._template, event)
-        return _result(self._script(keys=script_keys, args=argv), job_id)
+        return self.submit_many([event])[0]
+
+    def submit_many(self, events: Sequence[RecordingEvent]) -> list[EnqueueResult]:
+        script_keys, argv, job_ids = build_call(self._template, events)
+        return _results(self._script(keys=script_keys, args=argv), job_ids)

@@ -19,13 +19,25 @@ class Params(dict[str, list[str]]):
 
 
 def parse_params(raw: bytes | str) -> Params:
-    """Decode strictly: a body that is not UTF-8 cannot have been signed by Twilio."""
+    """Decode strictly: a body that is not UTF-8 cannot have been signed by Twilio.
+
+    Same result as `parse_qsl(text, keep_blank_values=True, errors="strict")`, which it falls
+    back to for anything escaped; plain `name=value` pairs skip the decoding (profiled: parsing
+    was a tenth of a callback's time, most of it unquoting text with nothing to unquote).
+    """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+        params = Params()
+        for part in text.split("&"):
+            if not part:
+                continue
+            if "%" in part or "+" in part:
+                pairs = parse_qsl(part, keep_blank_values=True, errors="strict")
+            else:
+                name, _, value = part.partition("=")
+                pairs = [(name, value)]
+            for name, value in pairs:
+                params.setdefault(name, []).append(value)
+        return params
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadCallback(f"body is not valid urlencoded UTF-8: {type(exc).__name__}") from None
-    params = Params()
-    for name, value in pairs:
-        params.setdefault(name, []).append(value)
-    return params

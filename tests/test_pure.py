@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 from pydantic import SecretStr
 
 from receiver.errors import BadCallback
@@ -77,3 +78,20 @@ def test_signed_url_uses_configuration_and_raw_bytes_never_the_host_header() -> 
 
 def test_redact_drops_credentials_and_query_values() -> None:
     assert redact("https://user:pw@h.example:8443/p?token=abc&x=1") == "https://h.example:8443/p?token=…&x=…"
+
+
+@given(st.text(alphabet="ab=&%+2F0éx ;", max_size=40))
+def test_param_parser_matches_parse_qsl(text: str) -> None:
+    from urllib.parse import parse_qsl
+
+    try:
+        expected: dict[str, list[str]] | None = {}
+        for name, value in parse_qsl(text, keep_blank_values=True, errors="strict"):
+            expected.setdefault(name, []).append(value)  # type: ignore[union-attr]
+    except ValueError:
+        expected = None
+    try:
+        got: dict[str, list[str]] | None = dict(parse_params(text))
+    except BadCallback:
+        got = None
+    assert got == expected

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from receiver.settings import Settings
@@ -49,10 +49,10 @@ def test_independently_signed_callback_is_queued_once_as_an_rq_job(receiver: Rec
     assert len(payloads) == 1
     assert payloads[0]["sid"] == RE and payloads[0]["status"] == "completed" and payloads[0]["source"] == "voice"
     assert payloads[0]["related"] == {"call_sid": CA}
-    # The job is stored the way RQ stores jobs (JSON data, zlib-compressed), callable by name.
-    raw = redis.hget(f"rq:job:rr-voice-{RE}-completed", "data")
-    assert raw is not None
-    assert json.loads(zlib.decompress(raw))[0] == "workers.jobs.process_recording"
+    # The job is an RQ job RQ itself can load: JSON data naming the function by its path.
+    job = Job.fetch(f"rr-voice-{RE}-completed", connection=redis, serializer=JSONSerializer)
+    assert (job.func_name, job.origin, job.get_status()) == ("workers.jobs.process_recording", "recordings", "queued")
+    assert job.retries_left == 8 and job.timeout == 900
 
 
 def test_repeated_callback_answers_204_and_queues_nothing_more(receiver: Receiver, redis: Redis) -> None:

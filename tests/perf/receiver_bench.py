@@ -59,14 +59,14 @@ class Row:
     jobs: int | None
 
 
-def run_case(name: str, target: str, factory: bool, env: dict[str, str], redis: Redis, bodies: Path, seconds: int, connections: int) -> Row:
+def run_case(name: str, target: str, factory: bool, env: dict[str, str], redis: Redis, bodies: Path, seconds: int, connections: int, threads: int) -> Row:
     redis.flushall()
     server = start_uvicorn(target, env, factory=factory)
     try:
-        run_wrk(server.base_url, bodies, 2, connections)  # warm-up, then start clean
+        run_wrk(server.base_url, bodies, 2, connections, threads)  # warm-up, then start clean
         redis.flushall()
         with Sampler(server.proc.pid) as sampler:
-            result = run_wrk(server.base_url, bodies, seconds, connections)
+            result = run_wrk(server.base_url, bodies, seconds, connections, threads)
     finally:
         stop(server)
     jobs = int(redis.llen("rq:queue:recordings")) if name != "bare" else None  # type: ignore[arg-type]
@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--bodies", type=int, default=400_000)
+    # One wrk thread leaves the second core to the server and Redis; the same for every case.
+    parser.add_argument("--wrk-threads", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -106,9 +108,9 @@ def main() -> None:
                "TWILIO_AUTH_TOKEN": TOKEN, "DATA_DIR": str(work / "data"), "LOG_FORMAT": "json"}
         try:
             rows = [
-                run_case("bare", "tests.perf.apps:bare_app", True, env, redis, bodies, args.seconds, args.connections),
-                run_case("tutorial", "tests.perf.apps:tutorial_app", True, env, redis, bodies, args.seconds, args.connections),
-                run_case("ours", "receiver.app:create_app", True, env, redis, bodies, args.seconds, args.connections),
+                run_case("bare", "tests.perf.apps:bare_app", True, env, redis, bodies, args.seconds, args.connections, args.wrk_threads),
+                run_case("tutorial", "tests.perf.apps:tutorial_app", True, env, redis, bodies, args.seconds, args.connections, args.wrk_threads),
+                run_case("ours", "receiver.app:create_app", True, env, redis, bodies, args.seconds, args.connections, args.wrk_threads),
             ]
         finally:
             redis_proc.stop()
