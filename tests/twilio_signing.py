@@ -12,21 +12,23 @@ import hmac
 from typing import Iterable
 
 
-def sign(auth_token: str, url: str, params: Iterable[tuple[str, str]] = ()) -> str:
-    """HMAC-SHA1 over the full URL followed by each POST parameter name and value, sorted by name."""
+def _sign(secret: str, url: str, params: Iterable[tuple[str, str]], digest: str) -> str:
+    """HMAC over the full URL followed by each POST parameter name and value, sorted by name."""
     data = url
     for name, value in sorted(params, key=lambda pair: (pair[0], pair[1])):
         data += name + value
-    digest = hmac.new(auth_token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
+    mac = hmac.new(secret.encode("utf-8"), data.encode("utf-8"), getattr(hashlib, digest)).digest()
+    return base64.b64encode(mac).decode("ascii")
+
+
+def sign(auth_token: str, url: str, params: Iterable[tuple[str, str]] = ()) -> str:
+    """The X-Twilio-Signature of an auth-token-signed webhook (HMAC-SHA1)."""
+    return _sign(auth_token, url, params, "sha1")
 
 
 def sign_sha256(secret: str, url: str, params: Iterable[tuple[str, str]] = ()) -> str:
-    data = url
-    for name, value in sorted(params, key=lambda pair: (pair[0], pair[1])):
-        data += name + value
-    digest = hmac.new(secret.encode("utf-8"), data.encode("utf-8"), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
+    """The signature of a SharedKey-signed webhook (HMAC-SHA256)."""
+    return _sign(secret, url, params, "sha256")
 
 
 def body_sha256(body: str) -> str:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from receiver.events import Status
 from workers import paging, rest_calls
-from workers.failures import TransientError
 from workers.sources import Listed, MediaLocation, details, media_ext, positive_int, signed_media
 from workers.twilio_time import parse
 
@@ -47,15 +46,11 @@ class MediaApi:
         return {name: body.get(name) for name in FIELDS}
 
     def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation | None:
-        status = metadata.get("status")
-        if status == "processing":
-            raise TransientError("media recording is still processing at Twilio")
-        if status != "completed":
-            return None
         url = f"{ctx.settings.twilio_media_base_url}/v1/MediaRecordings/{event.sid}/Media"
-        signed = signed_media.resolve(ctx.rest.client(account), url, ctx.settings)
-        ext = media_ext(metadata.get("format"), "mp4")
-        return MediaLocation(url=signed, auth=None, ext=ext, expected_bytes=positive_int(metadata.get("media_size")))
+        return signed_media.location(
+            ctx.rest.client(account), url, ctx.settings, status=metadata.get("status"), what="media recording",
+            ext=media_ext(metadata.get("format"), "mp4"), expected=positive_int(metadata.get("media_size")),
+        )
 
     def list_recordings(self, ctx: WorkerContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
         # The list has no date filter: newest first, and stop paging at the first one before `since`.

@@ -8,13 +8,15 @@ for Twilio (a local mock). Its query is a credential in itself: it is never logg
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 from twilio.http.response import Response
 from twilio.rest import Client
 
 from receiver.settings import Settings
-from workers.failures import PermanentError
+from workers.failures import PermanentError, TransientError
+from workers.sources import MediaLocation
 from workers.rest_calls import get
 
 
@@ -56,3 +58,14 @@ def resolve(client: Client, media_url: str, settings: Settings) -> str:
     if not target:
         raise PermanentError(f"{urlsplit(media_url).path} answered {response.status_code} without redirect_to")
     return vet(target, configured_origins(settings))
+
+
+def location(client: Client, media_url: str, settings: Settings, *, status: Any, what: str, ext: str,
+             expected: int | None) -> MediaLocation | None:
+    """Where a video or media recording's media is, by its status at Twilio: still processing is
+    worth a retry; deleted or failed means the metadata is all there is."""
+    if status == "processing":
+        raise TransientError(f"{what} is still processing at Twilio")
+    if status != "completed":
+        return None
+    return MediaLocation(url=resolve(client, media_url, settings), auth=None, ext=ext, expected_bytes=expected)

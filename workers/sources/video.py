@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from receiver.events import Status
 from workers import paging
-from workers.failures import TransientError
 from workers.sources import Listed, MediaLocation, details, media_ext, positive_int, signed_media
 from workers.twilio_time import iso_z, parse, plain
 
@@ -51,15 +50,11 @@ class VideoApi:
         return {name: plain(getattr(recording, name, None)) for name in FIELDS}
 
     def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation | None:
-        status = metadata.get("status")
-        if status == "processing":
-            raise TransientError("video recording is still processing at Twilio")
-        if status != "completed":
-            return None  # deleted or failed: the metadata is all there is
         url = f"{ctx.settings.twilio_video_base_url}/v1/Recordings/{event.sid}/Media"
-        signed = signed_media.resolve(ctx.rest.client(account), url, ctx.settings)
-        ext = media_ext(metadata.get("container_format"), "mka")
-        return MediaLocation(url=signed, auth=None, ext=ext, expected_bytes=positive_int(metadata.get("size")))
+        return signed_media.location(
+            ctx.rest.client(account), url, ctx.settings, status=metadata.get("status"), what="video recording",
+            ext=media_ext(metadata.get("container_format"), "mka"), expected=positive_int(metadata.get("size")),
+        )
 
     def list_recordings(self, ctx: WorkerContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
         # No Status filter: in-flight recordings must be seen too, to hold the watermark back.
