@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from redis import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,6 +25,7 @@ from console.metrics import registry_for
 from console.queries import Recordings
 from console.render import Renderer
 from receiver import logs
+from receiver.redis_client import sync_redis
 from receiver.settings import Settings, load_settings
 
 log = logs.get("console.app")
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         raise ValueError("; ".join(errors))
     open_access = auth_is_open(settings, settings.admin_host)
     auth = Authenticator(settings, open_access)
-    redis = Redis.from_url(settings.redis_url or "", socket_timeout=5.0, socket_connect_timeout=3.0)
+    redis = sync_redis(settings, socket_timeout=5.0, socket_connect_timeout=3.0)
     failed = FailureIndex(redis, settings.queue_name)
     console = context.Console(
         settings=settings, redis=redis, auth=auth, renderer=Renderer(open_access),

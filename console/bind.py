@@ -23,8 +23,8 @@ def auth_is_open(settings: Settings, host: str) -> bool:
 def problems(settings: Settings, host: str) -> list[str]:
     """Why the console must not start on `host` with these settings; empty when it may."""
     found = []
-    if not settings.redis_url:
-        found.append("REDIS_URL is not set")
+    if not settings.redis_configured:
+        found.append("REDIS_URL (or REDIS_SENTINELS) is not set")
     if settings.admin_insecure_no_auth:
         if not is_loopback(host):
             found.append(

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from typing import AsyncIterator
 
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -21,7 +20,7 @@ from receiver.spool import Spool
 from receiver.events import Source
 from receiver.health import healthz, readyz
 from receiver.job_template import JobTemplate
-from receiver.redis_connection import HiredisPackingConnection
+from receiver.redis_client import aclose, async_redis
 from receiver.settings import Settings, load_settings
 from receiver.sources import Parser, legacy, media, video, voice
 
@@ -38,15 +37,15 @@ log = logs.get("receiver.app")
 def create_app(settings: Settings | None = None) -> FastPath:
     settings = settings or load_settings()
     logs.configure(settings.log_level, settings.log_format)
-    if not settings.redis_url:
-        raise ValueError("REDIS_URL is not set (use `recording-receiver up` for an embedded Redis)")
+    if not settings.redis_configured:
+        raise ValueError("REDIS_URL (or REDIS_SENTINELS) is not set (use `recording-receiver up` for an embedded Redis)")
     accounts = load_accounts(settings)
-    redis = Redis.from_url(
-        settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, connection_class=HiredisPackingConnection
-    )
+    redis = async_redis(settings, socket_timeout=2.0, socket_connect_timeout=2.0)
     template = JobTemplate(settings.queue_name, settings.job_timeout_seconds, settings.retry_max)
     spool = Spool(settings.spool_path)
-    enqueuer = Enqueuer(redis, template, settings.ledger_ttl_seconds, settings.spool_after_seconds)
+    enqueuer = Enqueuer(
+        redis, template, settings.ledger_ttl_seconds, settings.spool_after_seconds, settings.redis_wait_replicas
+    )
     delivery = Delivery(enqueuer, spool, settings.spool_after_seconds, redis)
     deps = Deps(settings=settings, accounts=accounts, delivery=delivery, counters=Counters(redis))
 
@@ -67,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastPath:
             # A last attempt, so a clean shutdown leaves nothing behind when Redis is up.
             await asyncio.wait_for(delivery.drain_once(), 5.0)
         spool.close()
-        await redis.aclose()
+        await aclose(redis)
 
     callbacks = {f"/twilio/recordings/{source.value}": CallbackEndpoint(source, parser, deps) for source, parser in PARSERS.items()}
     routes = [Route(path, endpoint, methods=["GET", "POST"]) for path, endpoint in callbacks.items()]

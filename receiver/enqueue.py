@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from receiver import keys, stats
 from receiver.events import RecordingEvent
@@ -74,6 +74,10 @@ def script_source(template: JobTemplate, ledger_ttl: int) -> str:
     )
 
 
+class NotReplicated(RedisError):
+    """Fewer replicas than required confirmed a batch in time: it may die with a failover."""
+
+
 class Outcome(str, Enum):
     QUEUED = "queued"
     DUPLICATE = "duplicate"
@@ -119,10 +123,13 @@ class Enqueuer:
     trip each. The script handles the batch atomically, event by event in arrival order.
     """
 
-    def __init__(self, redis: Redis, template: JobTemplate, ledger_ttl: int, bound_seconds: float = 10.0) -> None:
+    def __init__(
+        self, redis: Redis, template: JobTemplate, ledger_ttl: int, bound_seconds: float = 10.0, wait_replicas: int = 0
+    ) -> None:
         self._redis = redis
         self._template = template
         self._bound = bound_seconds
+        self._wait_replicas = wait_replicas
         self._script: Any = redis.register_script(script_source(template, ledger_ttl))
         self._pending: list[tuple[RecordingEvent, asyncio.Future[EnqueueResult]]] = []
 
@@ -157,11 +164,25 @@ class Enqueuer:
 
     async def _call(self, script_keys: list[str], argv: list[Any]) -> Any:
         try:
-            return await self._redis.evalsha(self._script.sha, len(script_keys), *script_keys, *argv)
+            return await self._evalsha(script_keys, argv)
         except NoScriptError:
             # Redis restarted or was flushed: load the script and send the batch again.
             await self._redis.script_load(self._script.script)
+            return await self._evalsha(script_keys, argv)
+
+    async def _evalsha(self, script_keys: list[str], argv: list[Any]) -> Any:
+        if not self._wait_replicas:
             return await self._redis.evalsha(self._script.sha, len(script_keys), *script_keys, *argv)
+        # Replication is asynchronous: a batch the master took but no replica holds yet is lost
+        # if that replica is promoted. WAIT in the same round trip; unconfirmed means not taken
+        # (the caller spools it, and the ledger absorbs the copy that did land).
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.evalsha(self._script.sha, len(script_keys), *script_keys, *argv)
+        pipe.wait(self._wait_replicas, max(1, int(self._bound * 1000)))
+        fresh, confirmed = await pipe.execute()
+        if int(confirmed) < self._wait_replicas:
+            raise NotReplicated(f"{confirmed} of {self._wait_replicas} replicas confirmed the batch")
+        return fresh
 
 
 def _expire(batch: list[tuple[RecordingEvent, asyncio.Future[EnqueueResult]]]) -> None:

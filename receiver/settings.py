@@ -17,6 +17,17 @@ class Settings(BaseSettings):
 
     # Redis: unset means `up` starts an embedded redis-server under DATA_DIR.
     redis_url: str | None = None
+    # Redis Sentinel: comma-separated host:port of the sentinels. When set, the master's address
+    # comes from them; REDIS_URL becomes optional and only lends its db, username and password
+    # (its host and port are ignored), e.g. redis://:secret@/0.
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str = "mymaster"
+    # The sentinels' own `requirepass`, when they have one (the master's is in REDIS_URL).
+    redis_sentinel_password: SecretStr | None = None
+    # Replicas that must confirm an event (Redis WAIT) before the receiver answers 2xx; an
+    # unconfirmed event is spooled instead. Replication is asynchronous, so without this a
+    # failover can lose the last events the old master acknowledged. 1 with Sentinel.
+    redis_wait_replicas: int = Field(default=0, ge=0)
 
     # Callback verification.
     public_base_url: str | None = Field(
@@ -105,6 +116,21 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: str | None) -> str | None:
+        if value:
+            _sentinel_addresses(value)  # fail at startup, not at the first Redis call
+        return value
+
+    @property
+    def redis_configured(self) -> bool:
+        return bool(self.redis_url or self.redis_sentinels)
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return _sentinel_addresses(self.redis_sentinels or "")
+
     @property
     def storage_path(self) -> Path:
         return self.storage_dir or self.data_dir / "recordings"
@@ -112,6 +138,24 @@ class Settings(BaseSettings):
     @property
     def spool_path(self) -> Path:
         return (self.spool_dir or self.data_dir / "spool") / "events.sqlite3"
+
+
+def _sentinel_addresses(value: str) -> list[tuple[str, int]]:
+    """`host:port,[::1]:26380,host` → [(host, port), …]; a missing port is Sentinel's 26379."""
+    addresses = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        host, port = item, "26379"
+        if item.startswith("[") and "]:" in item:  # an IPv6 address must be bracketed
+            host, _, port = item.partition("]:")
+        elif not item.startswith("[") and ":" in item:
+            host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not host or (":" in host and not item.startswith("[")) or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"REDIS_SENTINELS entry {item!r} is not host:port")
+        addresses.append((host, int(port)))
+    if not addresses:
+        raise ValueError("REDIS_SENTINELS names no sentinel")
+    return addresses
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -39,7 +39,7 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True)
 @click.option("--workers", "worker_count", default=2, show_default=True, help="Worker processes.")
 def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
-    """Everything on one machine: Redis (embedded when REDIS_URL is unset), receiver, workers."""
+    """Everything on one machine: Redis (embedded unless REDIS_URL or REDIS_SENTINELS is set), receiver, workers."""
     from workers import embedded_redis
 
     from workers.supervisor import Supervisor
@@ -48,7 +48,7 @@ def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
     data_dir = data_dir or settings.data_dir
     env = dict(os.environ, DATA_DIR=str(data_dir))
     supervisor = Supervisor()
-    if not settings.redis_url:
+    if not settings.redis_configured:
         redis_port = embedded_redis.free_port()
         proc, url = embedded_redis.start(data_dir / "redis", redis_port)
         supervisor.adopt("redis", _Restartable(proc, lambda: embedded_redis.start(data_dir / "redis", redis_port)[0]))
@@ -85,7 +85,7 @@ def _start_console(supervisor: "Supervisor", settings: Settings, env: dict[str, 
     reasons = bind.problems(settings, host)
     if reasons:
         return [f"console    not started: {'; '.join(reasons)}"]
-    supervisor.spawn("console", ["admin", "--host", host, "--port", str(port)], dict(env, REDIS_URL=env["REDIS_URL"]))
+    supervisor.spawn("console", ["admin", "--host", host, "--port", str(port)], env)
     return [f"console    http://{host}:{port}/", *lines]
 
 
@@ -126,8 +126,8 @@ def worker(concurrency: int | None, processes: int, scheduler: bool, burst: bool
     from workers.supervisor import Supervisor
 
     settings = _settings()
-    if not settings.redis_url:
-        raise click.UsageError("REDIS_URL is not set")
+    if not settings.redis_configured:
+        raise click.UsageError("REDIS_URL (or REDIS_SENTINELS) is not set")
     if processes <= 1:
         runner.run(settings, with_scheduler=scheduler, burst=burst, threads=concurrency)
         return
@@ -176,8 +176,8 @@ def reconcile(sources: tuple[str, ...], since: str | None, accounts: tuple[str, 
     from workers import reconciler
 
     settings = _settings()
-    if not settings.redis_url:
-        raise click.UsageError("REDIS_URL is not set")
+    if not settings.redis_configured:
+        raise click.UsageError("REDIS_URL (or REDIS_SENTINELS) is not set")
     report = reconciler.run_once(settings, sources=list(sources), since=since, accounts=list(accounts))
     click.echo(report.render())
     sys.exit(0 if report.ok else 1)
@@ -186,25 +186,25 @@ def reconcile(sources: tuple[str, ...], since: str | None, accounts: tuple[str, 
 @main.command()
 def check() -> None:
     """Validate the configuration and Redis, and print the URLs to paste into Twilio."""
-    from redis import Redis
     from redis.exceptions import RedisError
 
     from receiver.accounts import load_accounts
+    from receiver.redis_client import sync_redis
 
     settings = _settings()
     ok = True
     accounts = list(load_accounts(settings))
     click.echo(f"accounts   {', '.join(a.sid for a in accounts) or 'none configured'}")
     ok &= bool(accounts)
-    if settings.redis_url:
+    if settings.redis_configured:
         try:
-            Redis.from_url(settings.redis_url, socket_connect_timeout=2).ping()
+            sync_redis(settings, socket_connect_timeout=2).ping()
             click.echo("redis      reachable")
         except RedisError as exc:
             click.echo(f"redis      unreachable: {type(exc).__name__}")
             ok = False
     else:
-        click.echo("redis      REDIS_URL unset: `up` will start an embedded redis-server")
+        click.echo("redis      REDIS_URL and REDIS_SENTINELS unset: `up` will start an embedded redis-server")
     base = settings.public_base_url or "(PUBLIC_BASE_URL unset)"
     for route in ROUTES:
         click.echo(f"callback   {base}/twilio/recordings/{route}")

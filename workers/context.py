@@ -12,6 +12,7 @@ from redis import Redis
 from receiver.accounts import Account, AccountBook, load_accounts
 from receiver.enqueue import SyncEnqueuer
 from receiver.job_template import JobTemplate
+from receiver.redis_client import sync_redis
 from receiver.settings import Settings, load_settings
 from workers.archive_claim import ArchiveClaims
 from workers.catalog import Catalog
@@ -30,9 +31,9 @@ class WorkerContext:
 
     @cached_property
     def redis(self) -> Redis:
-        if not self.settings.redis_url:
-            raise RuntimeError("REDIS_URL is not set")
-        return Redis.from_url(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        if not self.settings.redis_configured:
+            raise RuntimeError("REDIS_URL (or REDIS_SENTINELS) is not set")
+        return sync_redis(self.settings, socket_timeout=10, socket_connect_timeout=5)
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -48,7 +48,13 @@ class _Slot:
             self.revive_at = now + 2.0
             log.warning("worker thread ended unexpectedly; replacing it", worker=self.worker.name)
         elif now >= self.revive_at:
-            self.worker = self.pool.new_worker()
+            try:
+                worker = self.pool.new_worker()  # registers with Redis, so it can fail too
+            except RedisError as exc:
+                self.revive_at = now + 2.0
+                log.warning("worker thread not replaced yet", error=type(exc).__name__)
+                return
+            self.worker = worker
             self.thread = threading.Thread(target=self._work, name=f"rq-{self.index}")
             self.revive_at = 0.0
             self.start()

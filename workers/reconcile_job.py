@@ -19,6 +19,7 @@ from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
 
 from receiver import keys, logs
+from receiver.redis_client import sync_redis
 from receiver.settings import Settings
 from workers import context, reconciler
 
@@ -56,7 +57,7 @@ def schedule_next(settings: Settings, redis: Redis, now: float | None = None) ->
 def ensure_scheduled(settings: Settings) -> str | None:
     """Call once when a worker process starts: (re)starts the chain if it was lost; cheap and safe
     from any number of workers at once."""
-    redis = Redis.from_url(settings.redis_url or "", socket_timeout=10, socket_connect_timeout=5)
+    redis = sync_redis(settings, socket_timeout=10, socket_connect_timeout=5)
     try:
         return schedule_next(settings, redis)
     finally:

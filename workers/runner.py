@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from receiver import logs
+from receiver.redis_client import sync_redis
 from receiver.settings import Settings
 from workers import context, reconcile_job
 from workers.pool import ThreadPool
@@ -14,7 +14,7 @@ from workers.pool import ThreadPool
 def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, threads: int | None = None) -> bool:
     """Returns whether any job succeeded (burst mode uses it; a long-running pool returns on stop)."""
     context.install(context.WorkerContext(settings))
-    redis = Redis.from_url(settings.redis_url or "", socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
+    redis = sync_redis(settings, socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
     pool = ThreadPool(
         redis,
         settings.queue_name,
