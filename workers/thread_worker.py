@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from rq import SimpleWorker
+from rq import SimpleWorker, worker_registration
 from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
+from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
+from rq.utils import now
 
 # How long a blocking dequeue may last before the thread looks for a stop request again.
 DEQUEUE_SLICE_SECONDS = 2
@@ -55,6 +57,24 @@ class ThreadWorker(SimpleWorker):
             running = self._running
         if running is not None:
             self.maintain_heartbeats(*running)
+
+    def clean_registries(self) -> None:
+        """RQ's registry maintenance (retrying abandoned jobs among it) under a short lock.
+
+        RQ guards it with a lock that lasts 15 minutes; a worker killed, or cut off from Redis,
+        while holding it would stop abandoned jobs from being retried for that long (seen in the
+        chaos run). Ours lasts two maintenance intervals.
+        """
+        ttl = max(10, 2 * int(self.maintenance_interval))
+        for queue in self.queues:
+            key = f"rr:maintenance:{queue.name}"
+            if not self.connection.set(key, self.name, nx=True, ex=ttl):
+                continue
+            clean_registries(queue, self._exc_handlers)
+            worker_registration.clean_worker_registry(queue)
+            queue.intermediate_queue.cleanup(self, queue)
+            self.connection.delete(key)
+        self.last_cleaned_at = now()  # type: ignore[assignment]
 
     def request_warm_stop(self) -> None:
         self._stop_requested = True
