@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     redis_sentinel_password: SecretStr | None = None
     # Replicas that must confirm an event (Redis WAIT) before the receiver answers 2xx; an
     # unconfirmed event is spooled instead. Replication is asynchronous, so without this a
-    # failover can lose the last events the old master acknowledged. 1 with Sentinel.
+    # failover can lose the last events the old master acknowledged. With Sentinel: all replicas.
     redis_wait_replicas: int = Field(default=0, ge=0)
 
     # Callback verification.

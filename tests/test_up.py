@@ -44,7 +44,7 @@ def test_up_serves_within_10s_processes_a_callback_and_stops_everything_on_ctrl_
         wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), timeout=10, what="/healthz")
         assert time.monotonic() - started < 10
         assert proc.stdout is not None
-        banner = "".join(proc.stdout.readline() for _ in range(3))
+        banner = "".join(proc.stdout.readline() for _ in range(10))
         assert f"http://127.0.0.1:{port}/twilio/recordings/voice" in banner
         redis_url = re.search(r"redis://\S+", banner)
         assert redis_url, banner
@@ -56,7 +56,12 @@ def test_up_serves_within_10s_processes_a_callback_and_stops_everything_on_ctrl_
         wait_for(lambda: redis.hget(key, "status") == b"absent", timeout=15, what="a worker to record the event")
         assert (tmp_path / "data" / "redis" / "appendonlydir").exists() or (tmp_path / "data" / "redis" / "appendonly.aof").exists()
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 4  # redis, receiver, two workers
+        assert len(children) >= 5  # redis, receiver, two workers, console
+        console = re.search(r"console    (http://\S+)", banner)
+        assert console, banner
+        login = re.search(r"login      admin / (\S+)", banner)
+        assert login, banner
+        wait_for(lambda: _healthy(console.group(1) + "healthz"), timeout=10, what="the console")
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=40)

@@ -53,6 +53,7 @@ def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
         proc, url = embedded_redis.start(data_dir / "redis", redis_port)
         supervisor.adopt("redis", _Restartable(proc, lambda: embedded_redis.start(data_dir / "redis", redis_port)[0]))
         env["REDIS_URL"] = url
+        settings = settings.model_copy(update={"redis_url": url})
         click.echo(f"redis      {url} (embedded, append-only file in {data_dir / 'redis'})")
     supervisor.spawn("receiver", ["serve", "--host", host, "--port", str(port)], env)
     for index in range(worker_count):
