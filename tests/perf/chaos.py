@@ -26,7 +26,7 @@ import httpx
 from redis import Redis
 from redis.exceptions import RedisError
 
-from tests.perf.harness import ROOT, start_uvicorn, stop
+from tests.perf.harness import ROOT, end, start_uvicorn, stop
 from tests.perf.worker_bench import ACCOUNT, TOKEN, seed, start_standin
 from tests.servers import RedisProcess
 from tests.twilio_signing import sign
@@ -109,7 +109,7 @@ def settle(redis_url: str, accepted: set[str], deadline: float) -> tuple[int, in
     for sid in sorted(accepted - archived)[:5]:
         job = redis.hgetall(f"rq:job:rr-voice-{sid}-completed")
         print(f"lost {sid}: ledger={redis.exists(f'rr:ledger:voice:{sid}:completed')} "
-              f"job status={job.get(b'status')} retries_left={job.get(b'retries_left')} "
+              f"job status={job.get(b'status')!r} retries_left={job.get(b'retries_left')!r} "
               f"in queue={redis.lpos('rq:queue:recordings', f'rr-voice-{sid}-completed')} "
               f"intermediate={redis.lpos('rq:queue:recordings:intermediate', f'rr-voice-{sid}-completed')} "
               f"wip={[k for k in redis.zrange('rq:wip:recordings', 0, -1) if sid.encode() in k]} "
@@ -168,8 +168,8 @@ def main() -> None:
         finally:
             stop(receiver)
             for proc in [scheduler, *workers]:
-                proc.terminate()
-            standin.terminate()
+                end(proc, grace=5)
+            end(standin)
             redis_proc.stop()
     print("\n".join(chaos.log))
     print(f"sent {len(sids)} distinct callbacks in {sent_for:.1f}s")

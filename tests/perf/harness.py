@@ -50,11 +50,17 @@ def start_uvicorn(target: str, env: dict[str, str], factory: bool = False) -> Se
 
 
 def stop(server: Server) -> None:
-    server.proc.terminate()
+    end(server.proc)
+
+
+def end(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after `grace`: a worker whose Redis is already gone never exits."""
+    proc.terminate()
     try:
-        server.proc.wait(timeout=15)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        server.proc.kill()
+        proc.kill()
+        proc.wait()
 
 
 @dataclass

@@ -28,7 +28,7 @@ from redis import Redis
 
 from receiver.events import RecordingEvent, Source, Status
 from receiver.settings import Settings
-from tests.perf.harness import ROOT, start_uvicorn, stop
+from tests.perf.harness import ROOT, end, start_uvicorn, stop
 from tests.servers import RedisProcess, free_port, wait_for
 from tests.twilio_signing import sign
 from workers.catalog import Catalog
@@ -111,9 +111,7 @@ def drain(name: str, commands: list[list[str]], env: dict[str, str], redis_url: 
         time.sleep(0.25)
     elapsed = time.monotonic() - started
     for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=60)
+        end(proc)
     return Result(name, archived, elapsed, peak / 2**20)
 
 
@@ -177,9 +175,9 @@ def main() -> None:
             finally:
                 stop(receiver)
                 for proc in workers:
-                    proc.terminate()
+                    end(proc)
         finally:
-            standin.terminate()
+            end(standin)
             redis_proc.stop()
     print(f"stand-in latency {args.latency_ms:.0f} ms per API call, media {args.media_bytes} bytes; {psutil.cpu_count()} cores")
     print(f"{'case':<20}{'archived':>9}{'seconds':>9}{'rec/s':>9}{'peak RSS MB':>13}")
