@@ -48,7 +48,11 @@ def start(data_dir: Path, port: int | None = None, timeout: float = 10.0) -> tup
     """Start redis-server and wait until it answers PING; returns the process and its URL."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    proc = subprocess.Popen([find_binary(), *redis_args(data_dir.resolve(), port)], stdin=subprocess.DEVNULL)
+    # Own session: a Ctrl-C in the terminal reaches `up` only, which stops Redis last, after the
+    # workers have finished their jobs (they still need Redis to do so).
+    proc = subprocess.Popen(
+        [find_binary(), *redis_args(data_dir.resolve(), port)], stdin=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = Redis.from_url(url, socket_connect_timeout=0.5)
     deadline = time.monotonic() + timeout

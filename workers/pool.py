@@ -26,7 +26,9 @@ class _Slot:
         self.pool = pool
         self.index = index
         self.worker = pool.new_worker()
-        self.thread = threading.Thread(target=self._work, name=f"rq-{index}")
+        # Daemon: once no job runs, a stopping process need not wait for idle threads, which may
+        # be stuck reconnecting to a Redis that is already gone.
+        self.thread = threading.Thread(target=self._work, name=f"rq-{index}", daemon=True)
         self.revive_at = 0.0
 
     def start(self) -> None:
@@ -55,7 +57,7 @@ class _Slot:
                 log.warning("worker thread not replaced yet", error=type(exc).__name__)
                 return
             self.worker = worker
-            self.thread = threading.Thread(target=self._work, name=f"rq-{self.index}")
+            self.thread = threading.Thread(target=self._work, name=f"rq-{self.index}", daemon=True)
             self.revive_at = 0.0
             self.start()
 
@@ -105,7 +107,7 @@ class ThreadPool:
             slot.start()
         log.info("workers started", threads=self.threads, queue=self.queue.name, scheduler=self.scheduler is not None)
         beat_every = max(1.0, self.lease_seconds / 4)
-        while any(slot.thread.is_alive() for slot in self._slots) or not (self._stopping or burst):
+        while self._keep_running(burst):
             self.wake.wait(min(beat_every, 1.0))
             self.wake.clear()
             for slot in self._slots:
@@ -116,6 +118,12 @@ class ThreadPool:
                 self._keep_scheduler()
         self._stop_scheduler()
         return sum(slot.worker.successful_job_count for slot in self._slots)
+
+    def _keep_running(self, burst: bool) -> bool:
+        alive = [slot for slot in self._slots if slot.thread.is_alive()]
+        if self._stopping:
+            return any(slot.worker.busy for slot in alive)  # finish running jobs, then go
+        return bool(alive) or not burst
 
     @staticmethod
     def _renew(slot: _Slot) -> None:

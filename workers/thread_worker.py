@@ -76,6 +76,11 @@ class ThreadWorker(SimpleWorker):
             self.connection.delete(key)
         self.last_cleaned_at = now()  # type: ignore[assignment]
 
+    @property
+    def busy(self) -> bool:
+        with self._running_lock:
+            return self._running is not None
+
     def request_warm_stop(self) -> None:
         self._stop_requested = True
 
