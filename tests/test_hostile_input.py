@@ -15,7 +15,7 @@ from receiver.form import parse_params
 from receiver.settings import Settings
 from receiver.signature_diagnosis import diagnose
 from receiver.signed_url import RequestLine
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver
+from tests.conftest import AUTH_TOKEN, Receiver
 from tests.test_receiver_voice import queued_payloads, voice
 from tests.twilio_signing import body_sha256, sign, sign_sha256
 
