@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from receiver.errors import BadCallback
 
@@ -18,12 +18,18 @@ class Params(dict[str, list[str]]):
         return values[0] if values else None
 
 
+def _unquote(text: str) -> str:
+    if "%" in text or "+" in text:
+        return unquote(text.replace("+", " "), errors="strict")
+    return text
+
+
 def parse_params(raw: bytes | str) -> Params:
     """Decode strictly: a body that is not UTF-8 cannot have been signed by Twilio.
 
-    Same result as `parse_qsl(text, keep_blank_values=True, errors="strict")`, which it falls
-    back to for anything escaped; plain `name=value` pairs skip the decoding (profiled: parsing
-    was a tenth of a callback's time, most of it unquoting text with nothing to unquote).
+    Same result as `parse_qsl(text, keep_blank_values=True, errors="strict")` (a property test
+    holds it to that), with less work per pair: only text that has escapes is unquoted (profiled:
+    parsing was a tenth of a callback's time, most of it in parse_qsl's per-pair machinery).
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
@@ -31,13 +37,8 @@ def parse_params(raw: bytes | str) -> Params:
         for part in text.split("&"):
             if not part:
                 continue
-            if "%" in part or "+" in part:
-                pairs = parse_qsl(part, keep_blank_values=True, errors="strict")
-            else:
-                name, _, value = part.partition("=")
-                pairs = [(name, value)]
-            for name, value in pairs:
-                params.setdefault(name, []).append(value)
+            name, _, value = part.partition("=")
+            params.setdefault(_unquote(name), []).append(_unquote(value))
         return params
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadCallback(f"body is not valid urlencoded UTF-8: {type(exc).__name__}") from None
