@@ -237,8 +237,10 @@ def test_an_event_no_replica_confirmed_is_spooled_until_one_does(
     replica = start_node("replica", _data_node(tmp_path / "replica", "--replicaof", "127.0.0.1", str(master.port)))
     wait_for(lambda: httpx.get(f"{receiver.base_url}/readyz", timeout=5).json()["spool"] == 0, timeout=15, what="the spool to drain")
     # Delivered once each: the copy that had landed unconfirmed is a duplicate in the ledger.
-    assert queued_sids(master) == sids
-    wait_for(lambda: queued_sids(replica) == sids, timeout=5, what="the replica to hold them")
+    # (Arrival order is kept within the spool, not between it and the live path, which resumes
+    # as soon as Redis answers a ping; the catalog does not need arrival order.)
+    assert sorted(queued_sids(master)) == sorted(sids)
+    wait_for(lambda: sorted(queued_sids(replica)) == sorted(sids), timeout=5, what="the replica to hold them")
 
 
 @pytest.mark.slow
