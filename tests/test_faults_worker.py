@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 from redis import Redis
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
@@ -33,6 +34,7 @@ def _worker_env(settings: Settings, standin: Any, **extra: str) -> dict[str, str
     return env
 
 
+@pytest.mark.timeout(300)
 def test_worker_killed_mid_download_is_retried_and_archives_exactly_once(
     pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any, redis: Redis
 ) -> None:
@@ -53,9 +55,13 @@ def test_worker_killed_mid_download_is_retried_and_archives_exactly_once(
         first.wait(timeout=10)
     finally:
         first.kill()
-    second = subprocess.Popen(cmd, env=_worker_env(settings, standin), cwd=ROOT, stderr=subprocess.DEVNULL)
+    log = settings.data_dir / "second-worker.log"
+    second = subprocess.Popen(cmd, env=_worker_env(settings, standin), cwd=ROOT, stderr=log.open("w"))
     try:
-        wait_for(lambda: Catalog(redis).get("voice", recording.sid).get("archived_at"), timeout=60, what="the retry to archive")
+        # Usually ~10 s (lease, then the retry interval). The deadline also allows for RQ's own
+        # recovery of a job caught between dequeue and start, which waits a fixed minute.
+        wait_for(lambda: Catalog(redis).get("voice", recording.sid).get("archived_at"), timeout=150,
+                 what=f"the retry to archive (worker log: {log})")
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
