@@ -18,10 +18,25 @@ class Params(dict[str, list[str]]):
         return values[0] if values else None
 
 
+# "%xx" of every ASCII character, both hex cases: what Twilio escapes in its callbacks (spaces,
+# colons, slashes, commas). Anything else (UTF-8 sequences, malformed escapes) goes to `unquote`.
+_ASCII_ESCAPES = {f"{code:02{case}}": chr(code) for code in range(128) for case in "xX"}
+
+
 def _unquote(text: str) -> str:
-    if "%" in text or "+" in text:
-        return unquote(text.replace("+", " "), errors="strict")
-    return text
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    head, *rest = text.split("%")
+    out = [head]
+    for piece in rest:
+        char = _ASCII_ESCAPES.get(piece[:2])
+        if char is None:
+            return unquote(text, errors="strict")
+        out.append(char)
+        out.append(piece[2:])
+    return "".join(out)
 
 
 def parse_params(raw: bytes | str) -> Params:
@@ -38,7 +53,16 @@ def parse_params(raw: bytes | str) -> Params:
             if not part:
                 continue
             name, _, value = part.partition("=")
-            params.setdefault(_unquote(name), []).append(_unquote(value))
+            # Most names and many values have nothing to unquote; a call each would cost more.
+            if "%" in name or "+" in name:
+                name = _unquote(name)
+            if "%" in value or "+" in value:
+                value = _unquote(value)
+            values = params.get(name)
+            if values is None:
+                params[name] = [value]
+            else:
+                values.append(value)
         return params
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadCallback(f"body is not valid urlencoded UTF-8: {type(exc).__name__}") from None
