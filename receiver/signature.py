@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import binascii
 import hmac
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from pydantic import SecretStr
-from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, RequestValidator, get_signature_algorithm
 
 from receiver.form import Params
 
@@ -32,6 +33,27 @@ def _shared_key_id(settings_header: str) -> str | None:
 
 
 MISMATCH = "signature does not match"
+_DIGESTS = {HMAC_SHA1: "sha1", HMAC_SHA256: "sha256"}
+
+
+def form_signature(key: bytes, url: str, params: Params, algorithm: str | None) -> str:
+    """`RequestValidator.compute_signature` for a form body, in fewer steps.
+
+    Same string signed, same result (a property test holds it to twilio's own); the HMAC is one
+    C call and nothing is re-encoded per request. Profiled, the validator's version was a tenth
+    of a callback's cost. Unknown algorithms raise ValueError, as twilio's does.
+    """
+    digest = _DIGESTS.get((algorithm or HMAC_SHA1).upper())
+    if digest is None:
+        raise ValueError("unsupported webhook signature algorithm")
+    parts = [url]
+    for name in sorted(params):
+        values = params[name]
+        for value in values if len(values) == 1 else sorted(set(values)):
+            parts.append(name)
+            parts.append(value)
+    mac = hmac.digest(key, "".join(parts).encode("utf-8"), digest)
+    return binascii.b2a_base64(mac, newline=False).decode("ascii")
 
 
 def algorithm_of(settings_header: str | None) -> str | None:
@@ -69,14 +91,14 @@ def verify(
         return Verdict(False, "unknown shared key id" if key_named else "no auth token configured for this account")
     for label, secret in secrets:
         try:
-            validator = RequestValidator(secret.get_secret_value())
+            token = secret.get_secret_value()
             # The usual case first, with one HMAC: a form body signed over exactly this URL.
-            # Everything else (port variants, bodySHA256) goes through the full `validate`.
+            # Everything else (port variants, bodySHA256) goes through twilio's full `validate`.
             if isinstance(params, Params) and hmac.compare_digest(
-                validator.compute_signature(url, params, algorithm), signature
+                form_signature(token.encode("utf-8"), url, params, algorithm), signature
             ):
                 return Verdict(True, "valid", label)
-            if validator.validate(url, params, signature, algorithm):
+            if RequestValidator(token).validate(url, params, signature, algorithm):
                 return Verdict(True, "valid", label)
         except (UnicodeError, ValueError, TypeError) as exc:
             return Verdict(False, f"request cannot be verified: {type(exc).__name__}")
