@@ -44,11 +44,13 @@ def create_app(settings: Settings | None = None) -> FastPath:
     redis = async_redis(settings, socket_timeout=2.0, socket_connect_timeout=2.0)
     template = JobTemplate(settings.queue_name, settings.job_timeout_seconds, settings.retry_max)
     spool = Spool(settings.spool_path)
+    counters = Counters(redis)
     enqueuer = Enqueuer(
-        redis, template, settings.ledger_ttl_seconds, settings.spool_after_seconds, settings.redis_wait_replicas
+        redis, template, settings.ledger_ttl_seconds, settings.spool_after_seconds, settings.redis_wait_replicas,
+        observe=counters.observe_batch,
     )
     delivery = Delivery(enqueuer, spool, settings.spool_after_seconds, redis)
-    deps = Deps(settings=settings, accounts=accounts, delivery=delivery, counters=Counters(redis))
+    deps = Deps(settings=settings, accounts=accounts, delivery=delivery, counters=counters)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 from receiver import logs
@@ -147,12 +146,10 @@ class CallbackEndpoint:
         return await self._enqueue(parsed, verdict.matched)
 
     async def _enqueue(self, event: RecordingEvent, matched: str | None) -> Answer:
-        started = time.perf_counter()
         try:
             result = await self.deps.delivery.deliver(event)
         except SpoolUnavailable:
             return Answer(503, "temporarily unavailable")
-        self.deps.counters.observe_enqueue(event.source.value, time.perf_counter() - started)
         # DEBUG, not INFO: at thousands of callbacks a second a line each is its own outage; every
         # callback is on the recording's timeline and in the counters, and refusals stay WARNING.
         log.debug(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from receiver import logs, stats
+from receiver.events import RecordingEvent
 
 log = logs.get("receiver.counters")
 
@@ -20,9 +22,13 @@ class Counters:
         # request would cost as much as the enqueue it measures.
         self._latency: dict[str, float] = {}
 
-    def observe_enqueue(self, source: str, seconds: float) -> None:
-        for field in (stats.bucket_field(source, seconds), stats.sum_field(source)):
-            self._latency[field] = self._latency.get(field, 0.0) + (seconds if field.endswith("|sum") else 1)
+    def observe_batch(self, events: Sequence[RecordingEvent], seconds: float) -> None:
+        """One Redis round trip that carried `events`: each of them waited `seconds` for it."""
+        for event in events:
+            source = event.source.value
+            bucket, total = stats.bucket_field(source, seconds), stats.sum_field(source)
+            self._latency[bucket] = self._latency.get(bucket, 0.0) + 1
+            self._latency[total] = self._latency.get(total, 0.0) + seconds
 
     async def flush(self) -> None:
         pending, self._latency = self._latency, {}

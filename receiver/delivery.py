@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import itertools
 import os
 import socket
 from dataclasses import dataclass
@@ -86,27 +85,23 @@ class Delivery:
                 log.warning("spool not drained yet", error=type(exc).__name__)
             await asyncio.sleep(interval)
 
-    async def drain_once(self, batch: int = 500) -> int:
+    async def drain_once(self, batch: int = 500, per_call: int = 100) -> int:
         """Deliver what the spool holds, oldest first; one process per host at a time (an flock).
 
-        A batch goes to Redis as one coalesced pipeline, in order. Only the unbroken run of
-        delivered events from the front is removed, so a failure midway keeps the order; an
-        event delivered twice is only a duplicate, which the ledger absorbs.
+        Each script call carries a run of events in order and is atomic; only what Redis
+        confirmed is removed, so a failure midway keeps the order, and an event delivered twice
+        is only a duplicate, which the ledger absorbs.
         """
         with _try_lock(self._lock_path) as held:
             if not held:
                 return 0
             delivered = 0
             while rows := await asyncio.to_thread(self._spool.oldest, batch):
-                results = await asyncio.gather(
-                    *(self._enqueuer.submit(RecordingEvent.from_payload(p)) for _, p in rows),
-                    return_exceptions=True,
-                )
-                done = list(itertools.takewhile(lambda pair: not isinstance(pair[1], BaseException), zip(rows, results)))
-                await asyncio.to_thread(self._spool.remove, [row_id for (row_id, _), _ in done])
-                delivered += len(done)
-                if len(done) < len(rows):
-                    raise next(r for r in results if isinstance(r, BaseException))
+                for start in range(0, len(rows), per_call):
+                    run = rows[start : start + per_call]
+                    await self._enqueuer.submit_in_order([RecordingEvent.from_payload(p) for _, p in run])
+                    await asyncio.to_thread(self._spool.remove, [row_id for row_id, _ in run])
+                    delivered += len(run)
                 self._reported = None
             if self._reported != 0:
                 await self._redis.hset(stats.SPOOL, self.name, 0)

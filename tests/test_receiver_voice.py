@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +15,7 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from receiver import stats
 from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, SECONDARY_TOKEN, Receiver
 from tests.twilio_signing import sign
@@ -187,3 +190,28 @@ def test_health_and_readiness(receiver: Receiver, make_settings: Callable[..., S
     ready = httpx.get(f"{dead.base_url}/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "degraded" and ready.json()["redis"] == "ConnectionError"
+
+
+def test_a_concurrent_burst_with_duplicates_queues_each_recording_exactly_once(receiver: Receiver, redis: Redis) -> None:
+    # Enough at once that requests share script calls, and a full batch is sent by the request
+    # that filled it; every recording arrives twice, the copies in the same burst.
+    sids = ["RE" + f"{index:032x}" for index in range(120)]
+    requests = [(sid, sign(AUTH_TOKEN, receiver.url(), list(voice(sid=sid).items()))) for sid in sids * 2]
+    random.Random(7).shuffle(requests)
+
+    async def burst() -> list[int]:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            async def one(sid: str, signature: str) -> int:
+                response = await client.post(receiver.url(), data=voice(sid=sid), headers={"X-Twilio-Signature": signature})
+                return response.status_code
+
+            return await asyncio.gather(*(one(sid, signature) for sid, signature in requests))
+
+    assert set(asyncio.run(burst())) == {204}
+    assert sorted(str(p["sid"]) for p in queued_payloads(redis)) == sorted(sids)
+    counts = redis.hgetall(stats.CALLBACKS)
+    assert (counts[b"voice|completed|queued"], counts[b"voice|completed|duplicate"]) == (b"120", b"120")
+    for sid in sids[:5]:
+        verdicts = sorted(json.loads(entry)["verdict"] for entry in redis.lrange(f"rr:timeline:voice:{sid}", 0, -1))
+        assert verdicts == ["duplicate", "queued"]
