@@ -14,6 +14,7 @@ from receiver import logs
 from receiver.accounts import load_accounts
 from receiver.asgi_io import Receive, Scope, Send
 from receiver.callbacks import CallbackEndpoint, Deps
+from receiver.command_pipe import CommandPipe
 from receiver.counters import Counters
 from receiver.delivery import Delivery
 from receiver.enqueue import Enqueuer
@@ -45,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastPath:
     template = JobTemplate(settings.queue_name, settings.job_timeout_seconds, settings.retry_max)
     spool = Spool(settings.spool_path)
     counters = Counters(redis)
+    # The hot path's own connection; bounded by the spool's patience, not a socket timeout.
+    pipe = CommandPipe(async_redis(settings, socket_connect_timeout=2.0).connection_pool, settings.spool_after_seconds)
     enqueuer = Enqueuer(
-        redis, template, settings.ledger_ttl_seconds, settings.spool_after_seconds, settings.redis_wait_replicas,
+        redis, pipe, template, settings.ledger_ttl_seconds, settings.spool_after_seconds, settings.redis_wait_replicas,
         observe=counters.observe_batch,
     )
     delivery = Delivery(enqueuer, spool, settings.spool_after_seconds, redis)
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastPath:
             # A last attempt, so a clean shutdown leaves nothing behind when Redis is up.
             await asyncio.wait_for(delivery.drain_once(), 5.0)
         spool.close()
+        await pipe.aclose()
         await aclose(redis)
 
     callbacks = {f"/twilio/recordings/{source.value}": CallbackEndpoint(source, parser, deps) for source, parser in PARSERS.items()}

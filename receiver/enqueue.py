@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from receiver import keys, stats
+from receiver.command_pipe import CommandPipe
 from receiver.events import RecordingEvent
 from receiver.job_template import JobTemplate, rq_time
 
@@ -135,6 +136,7 @@ class Enqueuer:
     def __init__(
         self,
         redis: Redis,
+        pipe: CommandPipe,
         template: JobTemplate,
         ledger_ttl: int,
         bound_seconds: float = 10.0,
@@ -142,6 +144,7 @@ class Enqueuer:
         observe: Callable[[Sequence[RecordingEvent], float], None] | None = None,
     ) -> None:
         self._redis = redis
+        self._pipe = pipe
         self._template = template
         self._bound = bound_seconds
         self._wait_replicas = wait_replicas
@@ -158,7 +161,7 @@ class Enqueuer:
         if len(self._pending) >= BATCH_MAX:
             # Awaited here, not in a task of its own, so the script call is written to Redis now;
             # a task would only start after every request already waiting in this turn.
-            await self._flush(self._take())
+            await self._flush(*self._take())
         elif not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush_rest)
@@ -174,18 +177,18 @@ class Enqueuer:
             self._observe(events, time.perf_counter() - started)
         return results
 
-    def _take(self) -> Batch:
+    def _take(self) -> tuple[Batch, asyncio.TimerHandle]:
         batch, self._pending = self._pending, []
-        # One timer per batch bounds every caller's wait (cheaper than a wait_for each).
-        asyncio.get_running_loop().call_later(self._bound, _expire, batch)
-        return batch
+        # One timer per batch bounds every caller's wait (cheaper than a wait_for each); it is
+        # cancelled when the batch is answered, so it does not keep the batch alive for the bound.
+        return batch, asyncio.get_running_loop().call_later(self._bound, _expire, batch)
 
     def _flush_rest(self) -> None:
         self._scheduled = False
         if self._pending:
-            asyncio.get_running_loop().create_task(self._flush(self._take()))
+            asyncio.get_running_loop().create_task(self._flush(*self._take()))
 
-    async def _flush(self, batch: Batch) -> None:
+    async def _flush(self, batch: Batch, timer: asyncio.TimerHandle) -> None:
         started = time.perf_counter()
         events = [event for event, _ in batch]
         try:
@@ -199,8 +202,10 @@ class Enqueuer:
             # The request that was sending the batch was cancelled: the others must not wait for
             # a reply that will not come; they spool, and the ledger absorbs a copy that landed.
             _settle(batch, TimeoutError("enqueue was cancelled"))
+            timer.cancel()
             raise
         _settle(batch, results)
+        timer.cancel()
 
     async def _call(self, script_keys: list[str], argv: list[Any]) -> Any:
         try:
@@ -211,15 +216,13 @@ class Enqueuer:
             return await self._evalsha(script_keys, argv)
 
     async def _evalsha(self, script_keys: list[str], argv: list[Any]) -> Any:
+        call = ("EVALSHA", self._script.sha, len(script_keys), *script_keys, *argv)
         if not self._wait_replicas:
-            return await self._redis.evalsha(self._script.sha, len(script_keys), *script_keys, *argv)
+            return (await self._pipe.execute(call))[0]
         # Replication is asynchronous: a batch the master took but no replica holds yet is lost
         # if that replica is promoted. WAIT in the same round trip; unconfirmed means not taken
         # (the caller spools it, and the ledger absorbs the copy that did land).
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.evalsha(self._script.sha, len(script_keys), *script_keys, *argv)
-        pipe.wait(self._wait_replicas, max(1, int(self._bound * 1000)))
-        fresh, confirmed = await pipe.execute()
+        fresh, confirmed = await self._pipe.execute(call, ("WAIT", self._wait_replicas, max(1, int(self._bound * 1000))))
         if int(confirmed) < self._wait_replicas:
             raise NotReplicated(f"{confirmed} of {self._wait_replicas} replicas confirmed the batch")
         return fresh

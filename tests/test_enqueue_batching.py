@@ -7,6 +7,7 @@ import time
 
 from redis import Redis
 
+from receiver.command_pipe import CommandPipe
 from receiver.enqueue import BATCH_MAX, Enqueuer, EnqueueResult, Outcome
 from receiver.events import RecordingEvent, Source, Status
 from receiver.job_template import JobTemplate
@@ -32,7 +33,7 @@ def test_one_turn_of_requests_goes_out_in_full_batches_and_each_gets_its_own_ans
 
     async def run() -> list[EnqueueResult]:
         client = async_redis(Settings(redis_url=redis_url))
-        enqueuer = Enqueuer(client, JobTemplate("recordings", 600, 3), 3600)
+        enqueuer = Enqueuer(client, CommandPipe(client.connection_pool, 10), JobTemplate("recordings", 600, 3), 3600)
         await client.script_load(enqueuer._script.script)
         redis.config_resetstat()
         try:
@@ -51,7 +52,7 @@ def test_one_turn_of_requests_goes_out_in_full_batches_and_each_gets_its_own_ans
 def test_a_cancelled_sender_does_not_leave_its_batch_waiting_for_the_bound(redis_url: str) -> None:
     async def run() -> tuple[list[object], float]:
         client = async_redis(Settings(redis_url=redis_url))
-        enqueuer = Enqueuer(client, JobTemplate("recordings", 600, 3), 3600, bound_seconds=30)
+        enqueuer = Enqueuer(client, CommandPipe(client.connection_pool, 30), JobTemplate("recordings", 600, 3), 3600, bound_seconds=30)
         tasks = [asyncio.create_task(enqueuer.submit(event(i))) for i in range(BATCH_MAX)]
         await asyncio.sleep(0)  # every task has submitted; the last one is now sending the batch
         started = time.monotonic()
