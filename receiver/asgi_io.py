@@ -17,7 +17,7 @@ class BodyTooLarge(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Incoming:
     """The parts of a request the receiver looks at, headers decoded as HTTP says (latin-1)."""
 

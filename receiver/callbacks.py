@@ -35,7 +35,7 @@ class Deps:
     counters: Counters
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     status: int
     reason: str = ""

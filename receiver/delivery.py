@@ -27,7 +27,7 @@ class SpoolUnavailable(Exception):
     """Neither Redis nor the spool took the event: the one case the receiver answers 503."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivered:
     outcome: str  # "queued", "duplicate" or "spooled"
     job_id: str | None

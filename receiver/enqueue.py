@@ -84,7 +84,7 @@ class Outcome(str, Enum):
     DUPLICATE = "duplicate"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EnqueueResult:
     outcome: Outcome
     job_id: str
@@ -97,16 +97,17 @@ def build_call(template: JobTemplate, events: Sequence[RecordingEvent]) -> tuple
     argv: list[Any] = [int(now * 1000), rq_time()]
     job_ids = []
     for event in events:
-        job_id = keys.job_id(event)
-        source, status = event.source.value, event.status.value
+        # Each enum value read once: `.value` is a Python-level property, and this loop runs
+        # for every callback.
+        source, sid, status, origin = event.source.value, event.sid, event.status.value, event.origin.value
+        job_id = keys.job_id_of(source, sid, status)
         # The search sets let the console find a recording by its call, conference or room
         # while its job still waits.
         parents = [keys.related_key(parent) for parent in event.related.values()]
-        script_keys += [keys.ledger_key(event), f"rq:job:{job_id}", keys.timeline_key(source, event.sid), *parents]
+        script_keys += [keys.ledger_key_of(source, sid, status), f"rq:job:{job_id}", keys.timeline_key(source, sid), *parents]
         argv += [
             len(parents), job_id, event.key, template.data(event.to_payload()),
-            f"{source} {event.sid} {status} ({event.origin.value})",
-            stats.callback_field(source, status, ""), event.origin.value, status,
+            f"{source} {sid} {status} ({origin})", stats.callback_field(source, status, ""), origin, status,
         ]
         job_ids.append(job_id)
     return script_keys, argv, job_ids

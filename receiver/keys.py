@@ -25,11 +25,19 @@ def status_index(status: str) -> str:
 
 def ledger_key(event: RecordingEvent) -> str:
     """One per (recording, status): the dedupe record. Outlives RQ's job TTL on purpose."""
-    return f"{PREFIX}:ledger:{event.source.value}:{event.sid}:{event.status.value}"
+    return ledger_key_of(event.source.value, event.sid, event.status.value)
+
+
+def ledger_key_of(source: str, sid: str, status: str) -> str:
+    return f"{PREFIX}:ledger:{source}:{sid}:{status}"
 
 
 def job_id(event: RecordingEvent) -> str:
-    return f"rr-{event.source.value}-{event.sid}-{event.status.value}"
+    return job_id_of(event.source.value, event.sid, event.status.value)
+
+
+def job_id_of(source: str, sid: str, status: str) -> str:
+    return f"rr-{source}-{sid}-{status}"
 
 
 def recording_key(source: str, sid: str) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RequestLine:
     """What arrived, undecoded: the raw path and query bytes and the headers that name the host."""
 
