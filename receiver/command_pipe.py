@@ -50,7 +50,7 @@ class CommandPipe:
                 # own; waiting for replies is bounded by the reader instead.
                 kwargs = {**self._pool.connection_kwargs, "socket_timeout": None}
                 conn: AbstractConnection = self._pool.connection_class(**kwargs)
-                await conn.connect()
+                await conn.connect()  # type: ignore[no-untyped-call]
                 self._line = _Line(conn, self._timeout, self._drop)
             return self._line
 

@@ -58,7 +58,7 @@ class JobTemplate:
         zlib does not recognise it; JSON never starts like a zlib stream), and the bodies are
         small, so compressing cost more CPU on the hot path than it saved in Redis.
         """
-        job = [JOB_FUNCTION, None, [payload], {}]
+        job: list[Any] = [JOB_FUNCTION, None, [payload], {}]
         try:
             # orjson: the stdlib encoder was a tenth of a callback's cost (py-spy), orjson's JSON
             # is the same data for `json.loads`, which is what RQ's JSONSerializer reads it with.

@@ -64,6 +64,10 @@ class SourceApi(Protocol):
     def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation | None:
         """Where its media is, or None when the recording has none."""
 
+    def media_from_sids(self, ctx: WorkerContext, account: Account, event: RecordingEvent) -> MediaLocation | None:
+        """Where its media is when the SIDs alone say so (then it is downloaded while the
+        metadata is fetched); None when that takes the metadata."""
+
     def list_recordings(self, ctx: WorkerContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
         """The account's recordings created at or after `since` (all when None), newest first where
         the API allows. May yield a few older ones where the API filters by day only."""

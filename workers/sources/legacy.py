@@ -41,6 +41,9 @@ class LegacyApi:
         return recording(rest_calls.get(ctx.rest.client(account), url, accept=rest_calls.XML).text)
 
     def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation:
+        return self.media_from_sids(ctx, account, event)
+
+    def media_from_sids(self, ctx: WorkerContext, account: Account, event: RecordingEvent) -> MediaLocation:
         fmt = ctx.settings.media_format
         url = f"{_root(ctx.settings.twilio_api_base_url, account.sid)}/{event.sid}.{fmt}"
         return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)

@@ -45,6 +45,9 @@ class MediaApi:
         body = rest_calls.get_json(ctx.rest.client(account), url)
         return {name: body.get(name) for name in FIELDS}
 
+    def media_from_sids(self, ctx: WorkerContext, account: Account, event: RecordingEvent) -> MediaLocation | None:
+        return None  # the media's address comes from a signed redirect, its format from the metadata
+
     def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation | None:
         url = f"{ctx.settings.twilio_media_base_url}/v1/MediaRecordings/{event.sid}/Media"
         return signed_media.location(

@@ -49,6 +49,9 @@ class VideoApi:
         recording = ctx.rest.client(account).video.v1.recordings(sid).fetch()
         return {name: plain(getattr(recording, name, None)) for name in FIELDS}
 
+    def media_from_sids(self, ctx: WorkerContext, account: Account, event: RecordingEvent) -> MediaLocation | None:
+        return None  # the media's address comes from a signed redirect, its format from the metadata
+
     def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation | None:
         url = f"{ctx.settings.twilio_video_base_url}/v1/Recordings/{event.sid}/Media"
         return signed_media.location(

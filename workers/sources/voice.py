@@ -64,6 +64,9 @@ class VoiceApi:
         return fetch(ctx.rest.client(account), account.sid, sid)
 
     def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation:
+        return self.media_from_sids(ctx, account, event)
+
+    def media_from_sids(self, ctx: WorkerContext, account: Account, event: RecordingEvent) -> MediaLocation:
         fmt = ctx.settings.media_format
         url = media_url(ctx.settings.twilio_api_base_url, account.sid, event.sid, fmt)
         return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)
