@@ -27,13 +27,16 @@ class Server:
     base_url: str
 
 
-def start_uvicorn(target: str, env: dict[str, str], factory: bool = False) -> Server:
-    """One uvicorn process with the same settings for every case."""
+def start_uvicorn(target: str, env: dict[str, str], factory: bool = False, cpus: set[int] | None = None) -> Server:
+    """One uvicorn process with the same settings for every case, on `cpus` when given."""
     port = free_port()
     args = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), *UVICORN]
     if factory:
         args.append("--factory")
-    proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pinned = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.Popen(
+        args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pinned
+    )
     base = f"http://127.0.0.1:{port}"
 
     def answering() -> bool:
@@ -47,6 +50,15 @@ def start_uvicorn(target: str, env: dict[str, str], factory: bool = False) -> Se
     if proc.poll() is not None:
         raise RuntimeError(f"uvicorn {target} exited with {proc.returncode}")
     return Server(proc, base)
+
+
+def cpu_split() -> tuple[set[int], set[int]] | None:
+    """(the server's CPUs, everyone else's): the server alone on the last core, so the load
+    generator and Redis do not take turns with it; None on a one-core machine."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return {cpus[-1]}, set(cpus[:-1])
 
 
 def stop(server: Server) -> None:
