@@ -81,9 +81,12 @@ class CallbackEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = Incoming.from_scope(scope)
         try:
-            answer = await self._handle(incoming, receive)
+            checked = await self._handle(incoming, receive)
         except BodyTooLarge:
-            answer = await self._reject(413, "body too large", "rejected_input")
+            checked = await self._reject(413, "body too large", "rejected_input")
+        # Enqueued from here rather than from inside _handle: the request then waits on Redis
+        # two coroutine frames deep instead of five, and each frame is paid again on wake-up.
+        answer = checked if isinstance(checked, Answer) else await self._enqueue(checked[0], checked[1])
         await reply(send, answer.status, answer.reason)
 
     async def _reject(
@@ -111,7 +114,8 @@ class CallbackEndpoint:
         params = parse_params(body)
         return params, params
 
-    async def _handle(self, incoming: Incoming, receive: Receive) -> Answer:
+    async def _handle(self, incoming: Incoming, receive: Receive) -> Answer | tuple[RecordingEvent, str | None]:
+        """An answer, or a verified event to enqueue and the secret it was signed with."""
         try:
             read = await self._read(incoming, receive)
         except BadCallback as exc:
@@ -143,7 +147,7 @@ class CallbackEndpoint:
             log.info("callback ignored", source=self.source.value, sid=parsed.sid, reason=parsed.reason)
             await self.deps.counters.count(self.source.value, "ignored")
             return NO_CONTENT
-        return await self._enqueue(parsed, verdict.matched)
+        return parsed, verdict.matched
 
     async def _enqueue(self, event: RecordingEvent, matched: str | None) -> Answer:
         try:

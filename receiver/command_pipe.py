@@ -29,13 +29,18 @@ class CommandPipe:
         self._line: _Line | None = None
         self._connecting = asyncio.Lock()
 
+    def send(self, *commands: tuple[Any, ...]) -> asyncio.Future[list[Any]]:
+        """Write `commands` back to back, now when connected, and return the future of their
+        replies in order; an error reply fails it. No coroutine or task stands between the
+        caller and the socket, so a request waiting on Redis is woken by the reply itself."""
+        packed = b"".join(hiredis.pack_command(command) for command in commands)
+        line = self._line
+        if line is not None:
+            return line.send(packed, len(commands))
+        return asyncio.ensure_future(self._connect_and_send(packed, len(commands)))
+
     async def execute(self, *commands: tuple[Any, ...]) -> list[Any]:
-        """Send `commands` back to back and return their replies; an error reply raises."""
-        line = self._line or await self._connect()
-        futures = await line.send(b"".join(hiredis.pack_command(command) for command in commands), len(commands))
-        if len(futures) == 1:
-            return [await futures[0]]
-        return list(await asyncio.gather(*futures))
+        return await self.send(*commands)
 
     async def aclose(self) -> None:
         if self._line is not None:
@@ -43,16 +48,16 @@ class CommandPipe:
             line.fail(ConnectionError("pipe closed"))
             await line.conn.disconnect()
 
-    async def _connect(self) -> _Line:
+    async def _connect_and_send(self, packed: bytes, replies: int) -> list[Any]:
         async with self._connecting:
             if self._line is None:
-                # No socket timeout: redis-py then writes at once instead of in a task of its
-                # own; waiting for replies is bounded by the reader instead.
+                # No socket timeout: waiting for replies is bounded by the reader instead.
                 kwargs = {**self._pool.connection_kwargs, "socket_timeout": None}
                 conn: AbstractConnection = self._pool.connection_class(**kwargs)
                 await conn.connect()  # type: ignore[no-untyped-call]
                 self._line = _Line(conn, self._timeout, self._drop)
-            return self._line
+            line = self._line
+        return await line.send(packed, replies)
 
     def _drop(self, line: _Line) -> None:
         if self._line is line:
@@ -67,49 +72,56 @@ class _Line:
         self.broken: Exception | None = None
         self._timeout = timeout
         self._on_broken = on_broken
-        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._waiting: deque[tuple[asyncio.Future[list[Any]], int]] = deque()
         self._reading = False
+        # redis-py's StreamWriter: its write() takes the bytes at once (buffering them if the
+        # socket is full), where redis-py's own send is a coroutine.
+        writer = conn._writer
+        if writer is None:
+            raise ConnectionError("Redis connection is not open")
+        self._writer: asyncio.StreamWriter = writer
 
-    async def send(self, packed: bytes, replies: int) -> list[asyncio.Future[Any]]:
+    def send(self, packed: bytes, replies: int) -> asyncio.Future[list[Any]]:
         loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in range(replies)]
+        future: asyncio.Future[list[Any]] = loop.create_future()
         if self.broken is not None:
-            for future in futures:
-                future.set_exception(ConnectionError("Redis connection lost"))
-            return futures
-        self._waiting.extend(futures)
+            future.set_exception(ConnectionError("Redis connection lost"))
+            return future
+        self._waiting.append((future, replies))
         try:
-            # Written before this returns to the event loop (the connection has no socket
-            # timeout, so redis-py does not hand the write to a task); the futures were queued
-            # first, so replies and callers pair up in the order the bytes went out.
-            await self.conn.send_packed_command(packed, check_health=False)
+            self._writer.write(packed)
         except Exception as exc:
             self._break(exc)
         if not self._reading and self.broken is None:
             self._reading = True
             loop.create_task(self._read())
-        return futures
+        return future
 
     async def _read(self) -> None:
         try:
             while self._waiting:
-                try:
-                    # Our own bound: redis-py's `timeout=` answers None on expiry, as for pub/sub.
-                    async with asyncio.timeout(self._timeout):
-                        reply: Any = await self.conn.read_response()
-                except ResponseError as exc:  # an error reply: that call fails, the connection is fine
-                    reply = exc
-                future = self._waiting.popleft()
-                if future.done():
+                future, count = self._waiting[0]
+                replies = [await self._reply() for _ in range(count)]
+                self._waiting.popleft()
+                if future.done():  # its caller stopped waiting
                     continue
-                if isinstance(reply, ResponseError):
-                    future.set_exception(reply)
+                error = next((r for r in replies if isinstance(r, ResponseError)), None)
+                if error is not None:
+                    future.set_exception(error)
                 else:
-                    future.set_result(reply)
+                    future.set_result(replies)
         except Exception as exc:  # timeout, reset, Redis gone: nothing in flight can be trusted
             self._break(exc)
         finally:
             self._reading = False
+
+    async def _reply(self) -> Any:
+        try:
+            # Our own bound: redis-py's `timeout=` answers None on expiry, as for pub/sub.
+            async with asyncio.timeout(self._timeout):
+                return await self.conn.read_response()
+        except ResponseError as exc:  # an error reply: that call fails, the connection is fine
+            return exc
 
     def _break(self, exc: Exception) -> None:
         if self.broken is None:
@@ -120,6 +132,6 @@ class _Line:
 
     def fail(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, deque()
-        for future in waiting:
+        for future, _ in waiting:
             if not future.done():
                 future.set_exception(error)

@@ -57,7 +57,7 @@ class Delivery:
     async def deliver(self, event: RecordingEvent) -> Delivered:
         if not self._detour:
             try:
-                result: EnqueueResult = await self._enqueuer.submit(event)
+                result: EnqueueResult = await self._enqueuer.enqueue(event)
                 return Delivered(result.outcome.value, result.job_id)
             except _REDIS_TROUBLE as exc:
                 self._detour = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -90,7 +91,11 @@ class EnqueueResult:
     job_id: str
 
 
-def build_call(template: JobTemplate, events: Sequence[RecordingEvent]) -> tuple[list[str], list[Any], list[str]]:
+# A script call: its keys, its arguments, and each event's job id.
+Call = tuple[list[str], list[Any], list[str]]
+
+
+def build_call(template: JobTemplate, events: Sequence[RecordingEvent]) -> Call:
     """The script's keys and arguments for a batch of events, and each event's job id."""
     now = time.time()
     script_keys = [template.queue_key, "rq:queues", keys.RECORDINGS_INDEX, stats.CALLBACKS, stats.minute("callbacks", now)]
@@ -132,6 +137,8 @@ class Enqueuer:
     Requests that arrive together are coalesced: what is submitted during one turn of the event
     loop goes to Redis as script calls of up to BATCH_MAX events, which cost far less per event
     than a round trip each. The script handles a batch atomically, event by event in order.
+    A batch is written to the pipe synchronously and answered from the reply's callback: no
+    task or coroutine per batch, and a waiting request is woken straight by its future.
     """
 
     def __init__(
@@ -153,77 +160,104 @@ class Enqueuer:
         self._script: Any = redis.register_script(script_source(template, ledger_ttl))
         self._pending: Batch = []
         self._scheduled = False
+        self._reloads: set[asyncio.Task[None]] = set()
 
-    async def submit(self, event: RecordingEvent) -> EnqueueResult:
-        """Raises TimeoutError when Redis has not answered within the bound."""
+    def enqueue(self, event: RecordingEvent) -> asyncio.Future[EnqueueResult]:
+        """The future of the event's outcome; it fails with TimeoutError when Redis has not
+        answered within the bound, or with the Redis error that stopped its batch."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[EnqueueResult] = loop.create_future()
         self._pending.append((event, future))
         if len(self._pending) >= BATCH_MAX:
-            # Awaited here, not in a task of its own, so the script call is written to Redis now;
-            # a task would only start after every request already waiting in this turn.
-            await self._flush(*self._take())
+            self._send()
         elif not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush_rest)
-        return await future
+            loop.call_soon(self._send_rest)
+        return future
+
+    async def submit(self, event: RecordingEvent) -> EnqueueResult:
+        return await self.enqueue(event)
 
     async def submit_in_order(self, events: Sequence[RecordingEvent]) -> list[EnqueueResult]:
         """One script call for `events`, so Redis takes them in this order (batches of concurrent
         requests may reach Redis over different connections, in any order)."""
         script_keys, argv, job_ids = build_call(self._template, events)
         started = time.perf_counter()
-        results = _results(await asyncio.wait_for(self._call(script_keys, argv), self._bound), job_ids)
+        fresh = await asyncio.wait_for(self._call(script_keys, argv), self._bound)
         if self._observe is not None:
             self._observe(events, time.perf_counter() - started)
-        return results
+        return _results(fresh, job_ids)
 
-    def _take(self) -> tuple[Batch, asyncio.TimerHandle]:
+    def _send_rest(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            self._send()
+
+    def _send(self) -> None:
         batch, self._pending = self._pending, []
         # One timer per batch bounds every caller's wait (cheaper than a wait_for each); it is
         # cancelled when the batch is answered, so it does not keep the batch alive for the bound.
-        return batch, asyncio.get_running_loop().call_later(self._bound, _expire, batch)
-
-    def _flush_rest(self) -> None:
-        self._scheduled = False
-        if self._pending:
-            asyncio.get_running_loop().create_task(self._flush(*self._take()))
-
-    async def _flush(self, batch: Batch, timer: asyncio.TimerHandle) -> None:
-        started = time.perf_counter()
-        events = [event for event, _ in batch]
+        timer = asyncio.get_running_loop().call_later(self._bound, _expire, batch)
         try:
-            script_keys, argv, job_ids = build_call(self._template, events)
-            results: list[EnqueueResult] | BaseException = _results(await self._call(script_keys, argv), job_ids)
-            if self._observe is not None:
-                self._observe(events, time.perf_counter() - started)
-        except Exception as exc:  # Redis down or slow: every caller in the batch learns it.
-            results = exc
-        except BaseException:
-            # The request that was sending the batch was cancelled: the others must not wait for
-            # a reply that will not come; they spool, and the ledger absorbs a copy that landed.
-            _settle(batch, TimeoutError("enqueue was cancelled"))
+            call = build_call(self._template, [event for event, _ in batch])
+            replies = self._pipe.send(*self._commands(call[0], call[1]))
+        except Exception as exc:
+            _settle(batch, exc)
             timer.cancel()
-            raise
-        _settle(batch, results)
+            return
+        replies.add_done_callback(functools.partial(self._answered, batch, timer, call, time.perf_counter()))
+
+    def _answered(
+        self, batch: Batch, timer: asyncio.TimerHandle, call: Call, started: float, replies: asyncio.Future[list[Any]]
+    ) -> None:
+        results: list[EnqueueResult] | BaseException
+        try:
+            results = _results(self._fresh(replies.result()), call[2])
+        except NoScriptError:
+            # Redis restarted or was flushed: load the script and send the batch again.
+            task = asyncio.get_running_loop().create_task(self._reload_and_resend(batch, timer, call, started))
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+            return
+        except (Exception, asyncio.CancelledError) as exc:  # Redis down or slow: the whole batch learns it
+            results = exc
+        self._finish(batch, timer, results, started)
+
+    async def _reload_and_resend(self, batch: Batch, timer: asyncio.TimerHandle, call: Call, started: float) -> None:
+        results: list[EnqueueResult] | BaseException
+        try:
+            await self._redis.script_load(self._script.script)
+            results = _results(self._fresh(await self._pipe.send(*self._commands(call[0], call[1]))), call[2])
+        except Exception as exc:
+            results = exc
+        self._finish(batch, timer, results, started)
+
+    def _finish(self, batch: Batch, timer: asyncio.TimerHandle, results: list[EnqueueResult] | BaseException, started: float) -> None:
         timer.cancel()
+        if self._observe is not None and not isinstance(results, BaseException):
+            self._observe([event for event, _ in batch], time.perf_counter() - started)
+        _settle(batch, results)
 
     async def _call(self, script_keys: list[str], argv: list[Any]) -> Any:
         try:
-            return await self._evalsha(script_keys, argv)
+            return self._fresh(await self._pipe.send(*self._commands(script_keys, argv)))
         except NoScriptError:
-            # Redis restarted or was flushed: load the script and send the batch again.
             await self._redis.script_load(self._script.script)
-            return await self._evalsha(script_keys, argv)
+            return self._fresh(await self._pipe.send(*self._commands(script_keys, argv)))
 
-    async def _evalsha(self, script_keys: list[str], argv: list[Any]) -> Any:
+    def _commands(self, script_keys: list[str], argv: list[Any]) -> list[tuple[Any, ...]]:
         call = ("EVALSHA", self._script.sha, len(script_keys), *script_keys, *argv)
         if not self._wait_replicas:
-            return (await self._pipe.execute(call))[0]
+            return [call]
         # Replication is asynchronous: a batch the master took but no replica holds yet is lost
         # if that replica is promoted. WAIT in the same round trip; unconfirmed means not taken
         # (the caller spools it, and the ledger absorbs the copy that did land).
-        fresh, confirmed = await self._pipe.execute(call, ("WAIT", self._wait_replicas, max(1, int(self._bound * 1000))))
+        return [call, ("WAIT", self._wait_replicas, max(1, int(self._bound * 1000)))]
+
+    def _fresh(self, replies: list[Any]) -> Any:
+        if not self._wait_replicas:
+            return replies[0]
+        fresh, confirmed = replies
         if int(confirmed) < self._wait_replicas:
             raise NotReplicated(f"{confirmed} of {self._wait_replicas} replicas confirmed the batch")
         return fresh
