@@ -24,11 +24,14 @@ class Counters:
 
     def observe_batch(self, events: Sequence[RecordingEvent], seconds: float) -> None:
         """One Redis round trip that carried `events`: each of them waited `seconds` for it."""
+        per_source: dict[str, int] = {}
         for event in events:
             source = event.source.value
+            per_source[source] = per_source.get(source, 0) + 1
+        for source, count in per_source.items():
             bucket, total = stats.bucket_field(source, seconds), stats.sum_field(source)
-            self._latency[bucket] = self._latency.get(bucket, 0.0) + 1
-            self._latency[total] = self._latency.get(total, 0.0) + seconds
+            self._latency[bucket] = self._latency.get(bucket, 0.0) + count
+            self._latency[total] = self._latency.get(total, 0.0) + seconds * count
 
     async def flush(self) -> None:
         pending, self._latency = self._latency, {}

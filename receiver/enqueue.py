@@ -17,7 +17,7 @@ from redis.exceptions import NoScriptError, RedisError
 from receiver import keys, stats
 from receiver.command_pipe import CommandPipe
 from receiver.events import RecordingEvent
-from receiver.job_template import JobTemplate, rq_time
+from receiver.job_template import JobTemplate, rq_time_at
 
 # One call carries a batch. KEYS: the shared keys (queue list, rq:queues, recordings index,
 # callback totals, this minute's callback hash), then per event: ledger, job hash, timeline, and
@@ -99,7 +99,7 @@ def build_call(template: JobTemplate, events: Sequence[RecordingEvent]) -> Call:
     """The script's keys and arguments for a batch of events, and each event's job id."""
     now = time.time()
     script_keys = [template.queue_key, "rq:queues", keys.RECORDINGS_INDEX, stats.CALLBACKS, stats.minute("callbacks", now)]
-    argv: list[Any] = [int(now * 1000), rq_time()]
+    argv: list[Any] = [int(now * 1000), rq_time_at(now)]
     job_ids = []
     for event in events:
         # Each enum value read once: `.value` is a Python-level property, and this loop runs

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,6 +27,20 @@ VARYING = ("data", "created_at", "enqueued_at", "description")
 def rq_time(moment: datetime | None = None) -> str:
     """RQ's own timestamp format (`rq.utils.utcformat`)."""
     return (moment or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rq_time_at(epoch: float) -> str:
+    """`rq_time` of an epoch time; the date and time are formatted once a second, not per batch."""
+    fraction, whole = math.modf(epoch)
+    second, micros = int(whole), round(fraction * 1_000_000)  # rounded as datetime rounds them
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    return f"{_rq_second(second)}.{micros:06d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _rq_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 class JobTemplate:

@@ -13,6 +13,7 @@ from receiver.events import Origin, RecordingEvent, Source, Status
 from twilio.request_validator import RequestValidator
 
 from receiver.form import Params, parse_params
+from receiver.job_template import rq_time_at
 from receiver.signature import form_signature, verify
 from receiver.signed_url import RequestLine, redact, signed_url
 from receiver.sources import Ignored, voice
@@ -121,3 +122,12 @@ def test_form_signature_equals_twilios_compute_signature(
     ours = outcome(lambda: form_signature(token.encode("utf-8"), url, Params(params), algorithm))
     theirs = outcome(lambda: RequestValidator(token).compute_signature(url, Params(params), algorithm))
     assert ours == theirs
+
+
+@given(st.floats(min_value=1e9, max_value=4e9))
+def test_rq_time_at_matches_rqs_own_format(epoch: float) -> None:
+    from datetime import datetime, timezone
+
+    from rq.utils import utcformat
+
+    assert rq_time_at(epoch) == utcformat(datetime.fromtimestamp(epoch, timezone.utc))
