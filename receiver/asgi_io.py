@@ -63,6 +63,10 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
 
 
 async def reply(send: Send, status: int, reason: str = "") -> None:
+    if status == 204:  # no Content-Length: RFC 9110 forbids it on a 204
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
     body = (reason + "\n").encode() if reason else b""
     headers = [(b"content-length", str(len(body)).encode())]
     if body:

@@ -48,6 +48,7 @@ def receiver(make_settings: Callable[..., Settings], start_receiver: Callable[[S
 def test_independently_signed_callback_is_queued_once_as_an_rq_job(receiver: Receiver, redis: Redis) -> None:
     response = receiver.post(receiver.url(), voice())
     assert response.status_code == 204
+    assert "content-length" not in response.headers  # RFC 9110: never on a 204
     payloads = queued_payloads(redis)
     assert len(payloads) == 1
     assert payloads[0]["sid"] == RE and payloads[0]["status"] == "completed" and payloads[0]["source"] == "voice"
