@@ -1,10 +1,11 @@
 """Receiver benchmark: bare no-op endpoint vs the tutorial receiver vs ours, one table, one run.
 
-    python -m tests.perf.receiver_bench [--seconds 10] [--connections 64]
+    python -m tests.perf.receiver_bench [--seconds 10] [--connections 64] [--rounds 3]
 
 Every case runs in one uvicorn process with the same settings on a free loopback port, driven by
 wrk cycling through distinct, correctly signed voice callbacks; the table ends with the check
-that every 2xx became exactly one queued job.
+that every 2xx became exactly one queued job. Cases take turns for --rounds rounds and the table
+shows each case's median round.
 """
 
 from __future__ import annotations
@@ -106,6 +107,13 @@ def settled(redis: Redis, deadline_s: float = 30.0) -> None:
     raise RuntimeError("the server kept enqueueing after the warm-up")
 
 
+CASES = {"bare": "tests.perf.apps:bare_app", "tutorial": "tests.perf.apps:tutorial_app", "ours": "receiver.app:create_app"}
+
+
+def median_round(runs: list[Row]) -> Row:
+    return sorted(runs, key=lambda run: run.wrk.rps)[len(runs) // 2]
+
+
 def table(rows: list[Row], connections: int) -> str:
     bare, tutorial = rows[0].wrk.rps, rows[1].wrk.rps
     lines = [
@@ -130,6 +138,9 @@ def main() -> None:
     parser.add_argument("--bodies", type=int, default=400_000)
     # One wrk thread leaves the second core to the server and Redis; the same for every case.
     parser.add_argument("--wrk-threads", type=int, default=1)
+    # This machine's speed drifts by the hour: cases take turns, round after round, and the
+    # table shows each case's median round, so a slow spell does not land on one case alone.
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -142,16 +153,17 @@ def main() -> None:
         redis = redis_proc.client()
         env = {"REDIS_URL": redis_proc.url, "PUBLIC_BASE_URL": PUBLIC, "TWILIO_ACCOUNT_SID": ACCOUNT,
                "TWILIO_AUTH_TOKEN": TOKEN, "DATA_DIR": str(work / "data"), "LOG_FORMAT": "json"}
+        rounds: dict[str, list[Row]] = {name: [] for name in CASES}
         try:
-            server_cpus = split[0] if split else None
-            rows = [
-                run_case("bare", "tests.perf.apps:bare_app", env, redis, bodies, args, server_cpus),
-                run_case("tutorial", "tests.perf.apps:tutorial_app", env, redis, bodies, args, server_cpus),
-                run_case("ours", "receiver.app:create_app", env, redis, bodies, args, server_cpus),
-            ]
+            for _ in range(args.rounds):
+                for name, target in CASES.items():
+                    rounds[name].append(run_case(name, target, env, redis, bodies, args, split[0] if split else None))
         finally:
             redis_proc.stop()
+    rows = [median_round(runs) for runs in rounds.values()]
     print(table(rows, args.connections))
+    for name, runs in rounds.items():
+        print(f"{name:<9} req/s by round: {', '.join(f'{run.wrk.rps:.0f} ({run.check(args.connections)})' for run in runs)}")
     if split:
         print("each server pinned to its own core; wrk and Redis share the other")
 
