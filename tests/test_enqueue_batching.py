@@ -49,7 +49,7 @@ def test_one_turn_of_requests_goes_out_in_full_batches_and_each_gets_its_own_ans
 
 
 def test_a_request_that_stops_waiting_does_not_disturb_its_batch(redis_url: str, redis: Redis) -> None:
-    async def run() -> list[object]:
+    async def run() -> list[EnqueueResult | BaseException]:
         client = async_redis(Settings(redis_url=redis_url))
         enqueuer = Enqueuer(client, CommandPipe(client.connection_pool, 30), JobTemplate("recordings", 600, 3), 3600, bound_seconds=30)
         tasks = [asyncio.create_task(enqueuer.submit(event(i))) for i in range(BATCH_MAX)]
