@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from receiver import keys, stats
@@ -219,8 +220,10 @@ class Enqueuer:
             self._reloads.add(task)
             task.add_done_callback(self._reloads.discard)
             return
-        except (Exception, asyncio.CancelledError) as exc:  # Redis down or slow: the whole batch learns it
+        except Exception as exc:  # Redis down or slow: the whole batch learns it
             results = exc
+        except asyncio.CancelledError:  # the connecting task was cancelled (shutdown): spool them
+            results = RedisConnectionError("enqueue was cancelled")
         self._finish(batch, timer, results, started)
 
     async def _reload_and_resend(self, batch: Batch, timer: asyncio.TimerHandle, call: Call, started: float) -> None:
