@@ -39,9 +39,6 @@ class CommandPipe:
             return line.send(packed, len(commands))
         return asyncio.ensure_future(self._connect_and_send(packed, len(commands)))
 
-    async def execute(self, *commands: tuple[Any, ...]) -> list[Any]:
-        return await self.send(*commands)
-
     async def aclose(self) -> None:
         if self._line is not None:
             line, self._line = self._line, None

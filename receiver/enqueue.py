@@ -182,12 +182,12 @@ class Enqueuer:
     async def submit_in_order(self, events: Sequence[RecordingEvent]) -> list[EnqueueResult]:
         """One script call for `events`, so Redis takes them in this order (batches of concurrent
         requests may reach Redis over different connections, in any order)."""
-        script_keys, argv, job_ids = build_call(self._template, events)
+        call = build_call(self._template, events)
         started = time.perf_counter()
-        fresh = await asyncio.wait_for(self._call(script_keys, argv), self._bound)
+        fresh = await asyncio.wait_for(self._call(call), self._bound)
         if self._observe is not None:
             self._observe(events, time.perf_counter() - started)
-        return _results(fresh, job_ids)
+        return _results(fresh, call[2])
 
     def _send_rest(self) -> None:
         self._scheduled = False
@@ -199,24 +199,31 @@ class Enqueuer:
         # One timer per batch bounds every caller's wait (cheaper than a wait_for each); it is
         # cancelled when the batch is answered, so it does not keep the batch alive for the bound.
         timer = asyncio.get_running_loop().call_later(self._bound, _expire, batch)
+        events = [event for event, _ in batch]
         try:
-            call = build_call(self._template, [event for event, _ in batch])
-            replies = self._pipe.send(*self._commands(call[0], call[1]))
+            call = build_call(self._template, events)
+            replies = self._pipe.send(*self._commands(call))
         except Exception as exc:
             _settle(batch, exc)
             timer.cancel()
             return
-        replies.add_done_callback(functools.partial(self._answered, batch, timer, call, time.perf_counter()))
+        done = functools.partial(self._answered, batch, events, timer, call, time.perf_counter())
+        replies.add_done_callback(done)
 
     def _answered(
-        self, batch: Batch, timer: asyncio.TimerHandle, call: Call, started: float, replies: asyncio.Future[list[Any]]
+        self,
+        batch: Batch,
+        events: list[RecordingEvent],
+        timer: asyncio.TimerHandle,
+        call: Call,
+        started: float,
+        replies: asyncio.Future[list[Any]],
     ) -> None:
         results: list[EnqueueResult] | BaseException
         try:
             results = _results(self._fresh(replies.result()), call[2])
         except NoScriptError:
-            # Redis restarted or was flushed: load the script and send the batch again.
-            task = asyncio.get_running_loop().create_task(self._reload_and_resend(batch, timer, call, started))
+            task = asyncio.get_running_loop().create_task(self._resend(batch, events, timer, call, started))
             self._reloads.add(task)
             task.add_done_callback(self._reloads.discard)
             return
@@ -224,38 +231,51 @@ class Enqueuer:
             results = exc
         except asyncio.CancelledError:  # the connecting task was cancelled (shutdown): spool them
             results = RedisConnectionError("enqueue was cancelled")
-        self._finish(batch, timer, results, started)
+        self._finish(batch, events, timer, results, started)
 
-    async def _reload_and_resend(self, batch: Batch, timer: asyncio.TimerHandle, call: Call, started: float) -> None:
+    async def _resend(
+        self, batch: Batch, events: list[RecordingEvent], timer: asyncio.TimerHandle, call: Call, started: float
+    ) -> None:
         results: list[EnqueueResult] | BaseException
         try:
-            await self._redis.script_load(self._script.script)
-            results = _results(self._fresh(await self._pipe.send(*self._commands(call[0], call[1]))), call[2])
+            results = _results(await self._reload_and_send(call), call[2])
         except Exception as exc:
             results = exc
-        self._finish(batch, timer, results, started)
+        self._finish(batch, events, timer, results, started)
 
-    def _finish(self, batch: Batch, timer: asyncio.TimerHandle, results: list[EnqueueResult] | BaseException, started: float) -> None:
+    def _finish(
+        self,
+        batch: Batch,
+        events: list[RecordingEvent],
+        timer: asyncio.TimerHandle,
+        results: list[EnqueueResult] | BaseException,
+        started: float,
+    ) -> None:
         timer.cancel()
         if self._observe is not None and not isinstance(results, BaseException):
-            self._observe([event for event, _ in batch], time.perf_counter() - started)
+            self._observe(events, time.perf_counter() - started)
         _settle(batch, results)
 
-    async def _call(self, script_keys: list[str], argv: list[Any]) -> Any:
+    async def _call(self, call: Call) -> Any:
         try:
-            return self._fresh(await self._pipe.send(*self._commands(script_keys, argv)))
+            return self._fresh(await self._pipe.send(*self._commands(call)))
         except NoScriptError:
-            await self._redis.script_load(self._script.script)
-            return self._fresh(await self._pipe.send(*self._commands(script_keys, argv)))
+            return await self._reload_and_send(call)
 
-    def _commands(self, script_keys: list[str], argv: list[Any]) -> list[tuple[Any, ...]]:
-        call = ("EVALSHA", self._script.sha, len(script_keys), *script_keys, *argv)
+    async def _reload_and_send(self, call: Call) -> Any:
+        """Redis restarted or was flushed and forgot the script: load it and send the call again."""
+        await self._redis.script_load(self._script.script)
+        return self._fresh(await self._pipe.send(*self._commands(call)))
+
+    def _commands(self, call: Call) -> list[tuple[Any, ...]]:
+        script_keys, argv, _ = call
+        evalsha = ("EVALSHA", self._script.sha, len(script_keys), *script_keys, *argv)
         if not self._wait_replicas:
-            return [call]
+            return [evalsha]
         # Replication is asynchronous: a batch the master took but no replica holds yet is lost
         # if that replica is promoted. WAIT in the same round trip; unconfirmed means not taken
         # (the caller spools it, and the ledger absorbs the copy that did land).
-        return [call, ("WAIT", self._wait_replicas, max(1, int(self._bound * 1000)))]
+        return [evalsha, ("WAIT", self._wait_replicas, max(1, int(self._bound * 1000)))]
 
     def _fresh(self, replies: list[Any]) -> Any:
         if not self._wait_replicas:
