@@ -26,7 +26,7 @@ class Counters:
         """One Redis round trip that carried `events`: each of them waited `seconds` for it."""
         per_source: dict[str, int] = {}
         for event in events:
-            source = event.source.value
+            source = event.source._value_  # not `.value`, a Python-level property: runs per event
             per_source[source] = per_source.get(source, 0) + 1
         for source, count in per_source.items():
             bucket, total = stats.bucket_field(source, seconds), stats.sum_field(source)

@@ -58,7 +58,7 @@ class Delivery:
         if not self._detour:
             try:
                 result: EnqueueResult = await self._enqueuer.enqueue(event)
-                return Delivered(result.outcome.value, result.job_id)
+                return Delivered(result.outcome._value_, result.job_id)  # `_value_`: per event, see events.py
             except _REDIS_TROUBLE as exc:
                 self._detour = True
                 log.error("redis did not take the event; spooling", sid=event.sid, error=type(exc).__name__)

@@ -103,9 +103,9 @@ def build_call(template: JobTemplate, events: Sequence[RecordingEvent]) -> Call:
     argv: list[Any] = [int(now * 1000), rq_time_at(now)]
     job_ids = []
     for event in events:
-        # Each enum value read once: `.value` is a Python-level property, and this loop runs
-        # for every callback.
-        source, sid, status, origin = event.source.value, event.sid, event.status.value, event.origin.value
+        # `_value_`, each read once: Enum's `.value` is a Python-level property, and this loop
+        # runs for every callback.
+        source, sid, status, origin = event.source._value_, event.sid, event.status._value_, event.origin._value_
         job_id = keys.job_id_of(source, sid, status)
         # The search sets let the console find a recording by its call, conference or room
         # while its job still waits.

@@ -75,18 +75,20 @@ class RecordingEvent:
     # Everything else the source sent, kept verbatim for the worker and the metadata file.
     details: Mapping[str, str] = field(default_factory=dict)
 
+    # `_value_` rather than `.value` in the two methods every callback calls: `.value` is a
+    # Python-level property of Enum, ~0.2 µs a read (measured), and these run per event.
     @property
     def key(self) -> str:
-        return f"{self.source.value}:{self.sid}"
+        return f"{self.source._value_}:{self.sid}"
 
     def to_payload(self) -> dict[str, Any]:
         return {
             "v": PAYLOAD_VERSION,
-            "source": self.source.value,
+            "source": self.source._value_,
             "sid": self.sid,
-            "status": self.status.value,
+            "status": self.status._value_,
             "account_sid": self.account_sid,
-            "origin": self.origin.value,
+            "origin": self.origin._value_,
             "occurred_at": self.occurred_at,
             "error_code": self.error_code,
             "related": dict(self.related),

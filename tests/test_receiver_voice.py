@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +21,10 @@ from rq.serializers import JSONSerializer
 from receiver import stats
 from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, SECONDARY_TOKEN, Receiver
+from tests.servers import free_port, wait_for
 from tests.twilio_signing import sign
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RE = "RE" + "a" * 32
 CA = "CA" + "b" * 32
@@ -216,3 +222,37 @@ def test_a_concurrent_burst_with_duplicates_queues_each_recording_exactly_once(r
     for sid in sids[:5]:
         verdicts = sorted(json.loads(entry)["verdict"] for entry in redis.lrange(f"rr:timeline:voice:{sid}", 0, -1))
         assert verdicts == ["duplicate", "queued"]
+
+
+def test_accepted_callbacks_log_at_debug_with_the_token_label_never_the_token(redis_url: str, tmp_path: Path) -> None:
+    # Its own process: structlog keeps a module's logger at the level it was first used with.
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "REDIS_URL": redis_url, "PUBLIC_BASE_URL": base, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json"}
+    log = tmp_path / "receiver.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "receiver.app:create_app", "--factory", "--port", str(port), "--log-level", "warning"],
+            env=env, cwd=ROOT, stderr=out,
+        )
+    try:
+        wait_for(lambda: _answers(base + "/healthz"), timeout=20, what="the receiver")
+        sid = "RE" + "d" * 32
+        url = base + "/twilio/recordings/voice"
+        params = voice(sid=sid)
+        assert httpx.post(url, data=params, headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url, params.items())}).status_code == 204
+        lines = wait_for(lambda: [line for line in log.read_text().splitlines() if "callback accepted" in line], what="the log line")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    entry = json.loads(lines[0])
+    assert (entry["sid"], entry["outcome"], entry["token"], entry["level"]) == (sid, "queued", "primary", "debug")
+    assert AUTH_TOKEN not in log.read_text()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
