@@ -71,6 +71,7 @@ class _Line:
         self._on_broken = on_broken
         self._waiting: deque[tuple[asyncio.Future[list[Any]], int]] = deque()
         self._reading = False
+        self._loop = asyncio.get_running_loop()  # once: each call is a getpid() system call
         # redis-py's StreamWriter: its write() takes the bytes at once (buffering them if the
         # socket is full), where redis-py's own send is a coroutine.
         writer = conn._writer
@@ -79,7 +80,7 @@ class _Line:
         self._writer: asyncio.StreamWriter = writer
 
     def send(self, packed: bytes, replies: int) -> asyncio.Future[list[Any]]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         future: asyncio.Future[list[Any]] = loop.create_future()
         if self.broken is not None:
             future.set_exception(ConnectionError("Redis connection lost"))
