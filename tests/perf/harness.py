@@ -65,12 +65,13 @@ def stop(server: Server) -> None:
     end(server.proc)
 
 
-def end(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+def end(proc: subprocess.Popen[bytes] | psutil.Popen, grace: float = 15.0) -> None:
     """SIGTERM, then SIGKILL after `grace`: a worker whose Redis is already gone never exits."""
     proc.terminate()
     try:
         proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
+    # psutil.Popen's wait raises its own TimeoutExpired, which is not subprocess's.
+    except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
         proc.kill()
         proc.wait()
 
