@@ -18,7 +18,12 @@ from tests.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
-UVICORN = ["--no-access-log", "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--workers", "1"]
+# What `recording-receiver serve` runs, for every case: no access log, and no proxy-headers
+# middleware (the receiver reads X-Forwarded-* itself, only under TRUST_PROXY_HEADERS).
+UVICORN = [
+    "--no-access-log", "--no-proxy-headers", "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+    "--workers", "1",
+]
 
 
 @dataclass
