@@ -181,7 +181,8 @@ def main() -> None:
     rows = [median_round(runs) for runs in rounds.values()]
     print(table(rows, args.connections))
     for name, runs in rounds.items():
-        print(f"{name:<9} req/s by round: {', '.join(f'{run.wrk.rps:.0f} ({run.check(args.connections)})' for run in runs)}")
+        each = ", ".join(f"{run.wrk.rps:.0f} (p99 {run.wrk.p99_ms:.1f} ms, {run.check(args.connections)})" for run in runs)
+        print(f"{name:<9} req/s by round: {each}")
     if split:
         print("each server pinned to its own core; wrk and Redis share the other")
 
