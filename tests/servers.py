@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import httpx
 import uvicorn
 from redis import Redis
 from redis.exceptions import RedisError
@@ -26,6 +27,14 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def answers_200(url: str) -> bool:
+    """True when a GET of `url` answers 200 now; for `wait_for` while a server starts."""
+    try:
+        return httpx.get(url, timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def free_port() -> int:

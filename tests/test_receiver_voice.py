@@ -21,7 +21,7 @@ from rq.serializers import JSONSerializer
 from receiver import stats
 from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, SECONDARY_TOKEN, Receiver
-from tests.servers import free_port, wait_for
+from tests.servers import answers_200, free_port, wait_for
 from tests.twilio_signing import sign
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,7 +237,7 @@ def test_accepted_callbacks_log_at_debug_with_the_token_label_never_the_token(re
             env=env, cwd=ROOT, stderr=out,
         )
     try:
-        wait_for(lambda: _answers(base + "/healthz"), timeout=20, what="the receiver")
+        wait_for(lambda: answers_200(base + "/healthz"), timeout=20, what="the receiver")
         sid = "RE" + "d" * 32
         url = base + "/twilio/recordings/voice"
         params = voice(sid=sid)
@@ -250,9 +250,3 @@ def test_accepted_callbacks_log_at_debug_with_the_token_label_never_the_token(re
     assert (entry["sid"], entry["outcome"], entry["token"], entry["level"]) == (sid, "queued", "primary", "debug")
     assert AUTH_TOKEN not in log.read_text()
 
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False

@@ -10,23 +10,16 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 from redis import Redis
 
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
-from tests.servers import free_port, wait_for
+from tests.servers import answers_200, free_port, wait_for
 from workers import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.mark.slow
@@ -41,7 +34,7 @@ def test_up_serves_within_10s_processes_a_callback_and_stops_everything_on_ctrl_
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
-        wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), timeout=10, what="/healthz")
+        wait_for(lambda: answers_200(f"http://127.0.0.1:{port}/healthz"), timeout=10, what="/healthz")
         assert time.monotonic() - started < 10
         assert proc.stdout is not None
         banner = "".join(proc.stdout.readline() for _ in range(10))
@@ -61,7 +54,7 @@ def test_up_serves_within_10s_processes_a_callback_and_stops_everything_on_ctrl_
         assert console, banner
         login = re.search(r"login      admin / (\S+)", banner)
         assert login, banner
-        wait_for(lambda: _healthy(console.group(1) + "healthz"), timeout=10, what="the console")
+        wait_for(lambda: answers_200(console.group(1) + "healthz"), timeout=10, what="the console")
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=40)

@@ -29,7 +29,7 @@ from redis import Redis
 from receiver.events import RecordingEvent, Source, Status
 from receiver.settings import Settings
 from tests.perf.harness import ROOT, end, start_uvicorn, stop
-from tests.servers import RedisProcess, free_port, wait_for
+from tests.servers import RedisProcess, answers_200, free_port, wait_for
 from tests.twilio_signing import sign
 from workers.catalog import Catalog
 from workers.context import WorkerContext
@@ -58,15 +58,9 @@ def start_standin(latency_ms: float, media_bytes: int) -> tuple[subprocess.Popen
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _answers(base + "/_standin/requests"), timeout=20, what="the stand-in")
+    wait_for(lambda: answers_200(base + "/_standin/requests"), timeout=20, what="the stand-in")
     return proc, base
 
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def seed(base: str, count: int) -> list[str]:
