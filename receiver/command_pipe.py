@@ -125,7 +125,7 @@ class _Line:
         if self.broken is None:
             self.broken = exc
             self._on_broken(self)
-            asyncio.get_running_loop().create_task(self.conn.disconnect(nowait=True))
+            self._loop.create_task(self.conn.disconnect(nowait=True))
         self.fail(ConnectionError(f"Redis connection lost: {type(exc).__name__}"))
 
     def fail(self, error: Exception) -> None:

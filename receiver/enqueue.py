@@ -230,7 +230,8 @@ class Enqueuer:
         try:
             results = _results(self._fresh(replies.result()), call[2])
         except NoScriptError:
-            task = asyncio.get_running_loop().create_task(self._resend(batch, events, timer, call, started))
+            assert self._loop is not None  # a batch exists only after enqueue() set it
+            task = self._loop.create_task(self._resend(batch, events, timer, call, started))
             self._reloads.add(task)
             task.add_done_callback(self._reloads.discard)
             return
