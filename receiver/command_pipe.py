@@ -8,7 +8,8 @@ from typing import Any, Callable
 
 import hiredis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
-from redis.exceptions import ConnectionError, ResponseError
+from redis._parsers import BaseParser  # redis-py's error reply classes (NOSCRIPT, READONLY, ...)
+from redis.exceptions import ConnectionError, InvalidResponse, ResponseError
 
 
 class CommandPipe:
@@ -61,8 +62,15 @@ class CommandPipe:
             self._line = None
 
 
-class _Line:
-    """One connection and the calls in flight on it, in the order they were written."""
+class _Line(asyncio.Protocol):
+    """One connection and the calls in flight on it, in the order they were written.
+
+    Once redis-py has connected, the socket's protocol is swapped for this one: each chunk Redis
+    sends is parsed (hiredis, with redis-py's error classes) and settles its calls right there,
+    in the loop's read callback. A reader task in its place cost a task step per reply, a timer
+    per reply for the bound, and redis-py's Python-level reading (profiled under load), and every
+    answer waited one more turn of the event loop for it.
+    """
 
     def __init__(self, conn: AbstractConnection, timeout: float, on_broken: Callable[[_Line], None]) -> None:
         self.conn = conn
@@ -70,37 +78,45 @@ class _Line:
         self._timeout = timeout
         self._on_broken = on_broken
         self._waiting: deque[tuple[asyncio.Future[list[Any]], int]] = deque()
-        self._reading = False
+        self._replies: list[Any] = []
+        self._answered = 0  # calls answered so far: the watchdog's sign of life
+        self._watchdog: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()  # once: each call is a getpid() system call
-        # redis-py's StreamWriter: its write() takes the bytes at once (buffering them if the
-        # socket is full), where redis-py's own send is a coroutine.
+        self._parser = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
         writer = conn._writer
         if writer is None:
             raise ConnectionError("Redis connection is not open")
-        self._writer: asyncio.StreamWriter = writer
+        self._transport = writer.transport
+        # redis-py's stream protocol still hears of the close, so its writer's wait_closed() returns.
+        self._streams: asyncio.BaseProtocol = self._transport.get_protocol()
+        self._transport.set_protocol(self)
 
     def send(self, packed: bytes, replies: int) -> asyncio.Future[list[Any]]:
-        loop = self._loop
-        future: asyncio.Future[list[Any]] = loop.create_future()
+        future: asyncio.Future[list[Any]] = self._loop.create_future()
         if self.broken is not None:
             future.set_exception(ConnectionError("Redis connection lost"))
             return future
         self._waiting.append((future, replies))
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_later(self._timeout, self._check, self._answered)
         try:
-            self._writer.write(packed)
+            self._transport.write(packed)
         except Exception as exc:
             self._break(exc)
-        if not self._reading and self.broken is None:
-            self._reading = True
-            loop.create_task(self._read())
         return future
 
-    async def _read(self) -> None:
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        parser.feed(data)
         try:
-            while self._waiting:
-                future, count = self._waiting[0]
-                replies = [await self._reply() for _ in range(count)]
+            while (reply := parser.gets()) is not False:
+                self._replies.append(reply)
+                future, count = self._waiting[0]  # IndexError: a reply nobody asked for
+                if len(self._replies) < count:
+                    continue
+                replies, self._replies = self._replies, []
                 self._waiting.popleft()
+                self._answered += 1
                 if future.done():  # its caller stopped waiting
                     continue
                 error = next((r for r in replies if isinstance(r, ResponseError)), None)
@@ -108,28 +124,37 @@ class _Line:
                     future.set_exception(error)
                 else:
                     future.set_result(replies)
-        except Exception as exc:  # timeout, reset, Redis gone: nothing in flight can be trusted
+        except Exception as exc:  # garbled or unexpected replies: nothing in flight can be trusted
             self._break(exc)
-        finally:
-            self._reading = False
 
-    async def _reply(self) -> Any:
-        try:
-            # Our own bound: redis-py's `timeout=` answers None on expiry, as for pub/sub.
-            async with asyncio.timeout(self._timeout):
-                return await self.conn.read_response()
-        except ResponseError as exc:  # an error reply: that call fails, the connection is fine
-            return exc
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._break(exc or ConnectionError("Redis closed the connection"))
+        self._streams.connection_lost(exc)
+
+    def _check(self, answered_before: int) -> None:
+        """Every `timeout` seconds while calls wait: a line that answered none of them in that
+        time is taken for dead (one timer per period, not one per call)."""
+        self._watchdog = None
+        if not self._waiting or self.broken is not None:
+            return
+        if self._answered == answered_before:
+            self._break(TimeoutError("Redis did not answer in time"))
+            return
+        self._watchdog = self._loop.call_later(self._timeout, self._check, self._answered)
 
     def _break(self, exc: Exception) -> None:
         if self.broken is None:
             self.broken = exc
             self._on_broken(self)
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
             self._loop.create_task(self.conn.disconnect(nowait=True))
         self.fail(ConnectionError(f"Redis connection lost: {type(exc).__name__}"))
 
     def fail(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, deque()
+        self._replies = []
         for future, _ in waiting:
             if not future.done():
                 future.set_exception(error)

@@ -1,0 +1,146 @@
+"""The receiver's pipelined Redis connection: replies in order, error replies, a dead or silent line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError
+
+from receiver.command_pipe import CommandPipe
+from receiver.redis_client import async_redis
+from receiver.settings import Settings
+from tests.servers import RedisProcess
+
+
+async def _pipe(url: str, timeout: float = 10.0) -> tuple[Any, CommandPipe]:
+    client = async_redis(Settings(redis_url=url))
+    return client, CommandPipe(client.connection_pool, timeout)
+
+
+def test_calls_written_together_get_their_own_replies_in_order(redis_url: str, redis: Redis) -> None:
+    async def run() -> list[Any]:
+        client, pipe = await _pipe(redis_url)
+        try:
+            calls = [pipe.send(("INCR", "pipe:n"), ("GET", "pipe:n")) for _ in range(50)]
+            calls.append(pipe.send(("EVALSHA", "0" * 40, 0)))  # an error reply, mid-stream
+            calls += [pipe.send(("INCR", "pipe:n")) for _ in range(3)]
+            return await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+
+    redis.delete("pipe:n")
+    replies = asyncio.run(run())
+    assert replies[:50] == [[n, str(n).encode()] for n in range(1, 51)]
+    # redis-py's error classes, so the enqueuer can tell a forgotten script from other errors.
+    assert isinstance(replies[50], NoScriptError)
+    # An error reply fails its call only: the line goes on.
+    assert replies[51:] == [[51], [52], [53]]
+
+
+def test_a_killed_connection_fails_what_is_in_flight_and_the_next_call_connects_again(
+    redis_url: str, redis: Redis
+) -> None:
+    async def run() -> tuple[BaseException | list[Any], list[Any]]:
+        client, pipe = await _pipe(redis_url)
+        try:
+            await pipe.send(("CLIENT", "SETNAME", "pipe-under-test"))
+            # BLPOP holds the line until it times out; the kill lands while it is in flight.
+            blocked = pipe.send(("BLPOP", "pipe:never", 5))
+            killed = await asyncio.to_thread(_kill_named, redis, "pipe-under-test")
+            assert killed == 1
+            lost: BaseException | list[Any]
+            try:
+                lost = await asyncio.wait_for(blocked, 3)
+            except ConnectionError as exc:
+                lost = exc
+            return lost, await pipe.send(("PING",))
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+
+    lost, after = asyncio.run(run())
+    assert isinstance(lost, ConnectionError)
+    assert after == [b"PONG"]
+
+
+def _kill_named(redis: Redis, name: str) -> int:
+    ids = [c["id"] for c in redis.client_list() if c.get("name") == name]
+    for client_id in ids:
+        redis.client_kill_filter(_id=client_id)
+    return len(ids)
+
+
+def test_a_line_that_stops_answering_is_dropped_after_its_timeout(tmp_path: Path) -> None:
+    server = RedisProcess(tmp_path / "redis")
+
+    async def run() -> tuple[BaseException | None, float]:
+        client, pipe = await _pipe(server.url, timeout=0.5)
+        try:
+            assert await pipe.send(("PING",)) == [b"PONG"]
+            os.kill(server.proc.pid, signal.SIGSTOP)
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(pipe.send(("PING",)), 5)
+                failure = None
+            except ConnectionError as exc:
+                failure = exc
+            return failure, time.monotonic() - started
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+            await pipe.aclose()
+            await client.aclose()
+
+    try:
+        failure, waited = asyncio.run(run())
+    finally:
+        server.stop()
+    assert isinstance(failure, ConnectionError)
+    # One silent period, not the caller's five seconds (the watchdog checks once per period).
+    assert 0.4 <= waited < 1.5
+
+
+def test_a_reply_that_is_not_redis_protocol_breaks_the_line() -> None:
+    """A real Redis never sends this; a TCP server that speaks a sliver of the protocol does."""
+    async def run() -> BaseException | list[Any]:
+        async def fake_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # Answers redis-py's connection handshake (CLIENT SETINFO), then talks nonsense.
+            while line := await reader.readline():
+                if line.startswith(b"*"):
+                    parts = [await reader.readline() for _ in range(2 * int(line[1:]))]
+                    writer.write(b"?what\r\n" if parts[1].upper() == b"PING\r\n" else b"+OK\r\n")
+
+        server = await asyncio.start_server(fake_redis, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client, pipe = await _pipe(f"redis://127.0.0.1:{port}")
+        try:
+            return await asyncio.wait_for(pipe.send(("PING",)), 3)
+        except ConnectionError as exc:
+            return exc
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+            server.close()
+
+    assert isinstance(asyncio.run(run()), ConnectionError)
+
+
+def test_error_reply_keeps_its_message(redis_url: str) -> None:
+    async def run() -> BaseException | list[Any]:
+        client, pipe = await _pipe(redis_url)
+        try:
+            return await pipe.send(("SET", "pipe:x"))
+        except ResponseError as exc:
+            return exc
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+
+    failure = asyncio.run(run())
+    assert isinstance(failure, ResponseError) and "wrong number of arguments" in str(failure)
