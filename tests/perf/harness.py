@@ -104,7 +104,7 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.cpu_percent = 100 * (sum(self._proc.cpu_times()[:2]) - self._cpu0) / (time.monotonic() - self._t0)
+        self.cpu_seconds = sum(self._proc.cpu_times()[:2]) - self._cpu0
         self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
 
 
@@ -116,6 +116,7 @@ class WrkResult:
     rps: float
     p50_ms: float
     p99_ms: float
+    seconds: float  # how long wrk sent requests, its start-up not included
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -132,7 +133,9 @@ def run_wrk(base_url: str, bodies: Path, seconds: int, connections: int = 64, th
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base_url, "--", str(bodies), str(threads)],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    sent = re.search(r"(\d+) requests in ([\d.]+)(ms|s)", out)
+    assert sent is not None, out
+    requests, seconds = int(sent.group(1)), float(sent.group(2)) / (1000 if sent.group(3) == "ms" else 1)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return WrkResult(
@@ -142,4 +145,5 @@ def run_wrk(base_url: str, bodies: Path, seconds: int, connections: int = 64, th
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         p50_ms=_latency(out, "50"),
         p99_ms=_latency(out, "99"),
+        seconds=seconds,
     )
