@@ -18,10 +18,10 @@ class CommandPipe:
     that machinery cost more than Redis did (profiled: ~100 µs of CPU per call on this machine).
 
     Here calls share one connection: each is written to the socket the moment it is made, so
-    Redis starts on it while this process goes on with the next requests, and one reader hands
-    the replies back in order. redis-py still does the connecting (TLS, AUTH, SELECT, Sentinel's
-    master lookup) and the reply parsing; a broken connection fails every call in flight with
-    ConnectionError, and the next call connects again.
+    Redis starts on it while this process goes on with the next requests, and the socket's read
+    callback hands the replies back in order. redis-py still does the connecting (TLS, AUTH,
+    SELECT, Sentinel's master lookup) and names the error replies; a broken or silent connection
+    fails every call in flight with ConnectionError, and the next call connects again.
     """
 
     def __init__(self, pool: ConnectionPool, reply_timeout: float) -> None:
