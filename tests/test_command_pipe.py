@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import ssl
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+import uvloop
 from redis import Redis
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
@@ -17,13 +22,17 @@ from receiver.redis_client import async_redis
 from receiver.settings import Settings
 from tests.servers import RedisProcess
 
+# The receiver runs on uvloop; both loops' transports must let the pipe take over their protocol.
+LOOPS = pytest.mark.parametrize("run_loop", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+
 
 async def _pipe(url: str, timeout: float = 10.0) -> tuple[Any, CommandPipe]:
     client = async_redis(Settings(redis_url=url))
     return client, CommandPipe(client.connection_pool, timeout)
 
 
-def test_calls_written_together_get_their_own_replies_in_order(redis_url: str, redis: Redis) -> None:
+@LOOPS
+def test_calls_written_together_get_their_own_replies_in_order(redis_url: str, redis: Redis, run_loop: Any) -> None:
     async def run() -> list[Any]:
         client, pipe = await _pipe(redis_url)
         try:
@@ -36,7 +45,7 @@ def test_calls_written_together_get_their_own_replies_in_order(redis_url: str, r
             await client.aclose()
 
     redis.delete("pipe:n")
-    replies = asyncio.run(run())
+    replies = run_loop(run())
     assert replies[:50] == [[n, str(n).encode()] for n in range(1, 51)]
     # redis-py's error classes, so the enqueuer can tell a forgotten script from other errors.
     assert isinstance(replies[50], NoScriptError)
@@ -44,8 +53,9 @@ def test_calls_written_together_get_their_own_replies_in_order(redis_url: str, r
     assert replies[51:] == [[51], [52], [53]]
 
 
+@LOOPS
 def test_a_killed_connection_fails_what_is_in_flight_and_the_next_call_connects_again(
-    redis_url: str, redis: Redis
+    redis_url: str, redis: Redis, run_loop: Any
 ) -> None:
     async def run() -> tuple[BaseException | list[Any], list[Any]]:
         client, pipe = await _pipe(redis_url)
@@ -65,7 +75,7 @@ def test_a_killed_connection_fails_what_is_in_flight_and_the_next_call_connects_
             await pipe.aclose()
             await client.aclose()
 
-    lost, after = asyncio.run(run())
+    lost, after = run_loop(run())
     assert isinstance(lost, ConnectionError)
     assert after == [b"PONG"]
 
@@ -145,3 +155,48 @@ def test_error_reply_keeps_its_message(redis_url: str) -> None:
 
     failure = asyncio.run(run())
     assert isinstance(failure, ResponseError) and "wrong number of arguments" in str(failure)
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+@LOOPS
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command for a certificate")
+def test_calls_go_through_over_tls(redis_url: str, redis: Redis, tmp_path: Path, run_loop: Any) -> None:
+    """rediss://: the pipe takes over the protocol of a TLS transport as of a plain one. The
+    embedded redis-server is built without TLS, so a TLS-terminating relay stands in front."""
+    cert, key = _self_signed(tmp_path)
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+
+    async def relay(tls_in: asyncio.StreamReader, tls_out: asyncio.StreamWriter) -> None:
+        plain_in, plain_out = await asyncio.open_connection("127.0.0.1", port)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                sink.write(data)
+            sink.close()
+
+        await asyncio.gather(pump(tls_in, plain_out), pump(plain_in, tls_out), return_exceptions=True)
+
+    async def run() -> list[Any]:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=context)
+        tls_port = server.sockets[0].getsockname()[1]
+        client, pipe = await _pipe(f"rediss://127.0.0.1:{tls_port}?ssl_ca_certs={cert}")
+        try:
+            return await asyncio.gather(*(pipe.send(("INCR", "pipe:tls")) for _ in range(40)))
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+            server.close()
+
+    redis.delete("pipe:tls")
+    assert run_loop(run()) == [[n] for n in range(1, 41)]
