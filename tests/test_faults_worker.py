@@ -17,6 +17,7 @@ from rq.serializers import JSONSerializer
 
 from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
+from tests.rq_jobs import failure_trace
 from tests.servers import wait_for
 from tests.test_voice_pipeline import callback
 from workers.catalog import Catalog
@@ -130,7 +131,7 @@ def test_retries_exhausted_keep_the_job_with_its_cause_ready_to_replay(
     job_id = f"rr-voice-{recording.sid}-completed"
     assert FailedJobRegistry("recordings", connection=redis, serializer=JSONSerializer).get_job_ids() == [job_id]
     job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
-    assert (job.exc_info or "").strip().splitlines()[-1] == "workers.failures.JobFailed: transient: network: ReadTimeout"
+    assert failure_trace(job).strip().splitlines()[-1] == "workers.failures.JobFailed: transient: network: ReadTimeout"
     standin.state.clear_faults()
     standin.state.release_hangs()
     FailedJobRegistry("recordings", connection=redis, serializer=JSONSerializer).requeue(job_id)

@@ -17,6 +17,7 @@ from rq.serializers import JSONSerializer
 
 from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
+from tests.rq_jobs import failure_trace
 from tests.twilio_signing import sign
 from workers.catalog import Catalog
 
@@ -127,7 +128,7 @@ def test_a_signed_url_off_the_configured_hosts_and_not_https_is_refused(
     drain(settings)
     job = Job.fetch(f"rr-video-{rec.sid}-completed", connection=redis, serializer=JSONSerializer)
     assert job.id in FailedJobRegistry("recordings", connection=redis, serializer=JSONSerializer).get_job_ids()
-    last_line = (job.exc_info or "").strip().splitlines()[-1]
+    last_line = failure_trace(job).strip().splitlines()[-1]
     assert "permanent: refusing signed media URL on http://localhost" in last_line and "Signature" not in last_line
     assert standin.state.requests("GET", "/_signed/") == []
 
@@ -141,7 +142,7 @@ def test_a_refused_signed_url_never_shows_its_signature_in_the_job(
     receiver.post(receiver.url("video"), video_callback(rec))
     drain(settings)
     job = Job.fetch(f"rr-video-{rec.sid}-completed", connection=redis, serializer=JSONSerializer)
-    trace = job.exc_info or ""
+    trace = failure_trace(job)
     assert "permanent: media answered 403" in trace.strip().splitlines()[-1]
     assert "Signature" not in trace and "Expires" not in trace
     assert [r["status"] for r in standin.state.requests("GET", "/_signed/")] == [403]

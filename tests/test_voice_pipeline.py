@@ -17,6 +17,7 @@ from rq.serializers import JSONSerializer
 
 from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver, drain
+from tests.rq_jobs import failure_trace
 from workers.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,10 +197,10 @@ def test_other_4xx_fails_at_once_with_the_reason_on_the_job(
     failed = FailedJobRegistry("recordings", connection=redis, serializer=JSONSerializer)
     assert failed.get_job_ids() == [f"rr-voice-{recording.sid}-completed"]
     job = _job(redis, recording.sid)
-    last_line = (job.exc_info or "").strip().splitlines()[-1]
+    last_line = failure_trace(job).strip().splitlines()[-1]
     assert job.retries_left == 0
     assert last_line.startswith("workers.failures.JobFailed: permanent: Twilio answered 403")
-    assert "test-auth-token" not in (job.exc_info or "")
+    assert "test-auth-token" not in failure_trace(job)
 
 
 def test_jobs_written_by_the_receiver_run_on_rqs_own_worker_command(
