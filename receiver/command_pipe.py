@@ -49,7 +49,7 @@ class CommandPipe:
     async def _connect_and_send(self, packed: bytes, replies: int) -> list[Any]:
         async with self._connecting:
             if self._line is None:
-                # No socket timeout: waiting for replies is bounded by the reader instead.
+                # No socket timeout: waiting for replies is bounded by the line's watchdog instead.
                 kwargs = {**self._pool.connection_kwargs, "socket_timeout": None}
                 conn: AbstractConnection = self._pool.connection_class(**kwargs)
                 await conn.connect()  # type: ignore[no-untyped-call]

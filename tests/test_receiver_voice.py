@@ -249,4 +249,3 @@ def test_accepted_callbacks_log_at_debug_with_the_token_label_never_the_token(re
     entry = json.loads(lines[0])
     assert (entry["sid"], entry["outcome"], entry["token"], entry["level"]) == (sid, "queued", "primary", "debug")
     assert AUTH_TOKEN not in log.read_text()
-

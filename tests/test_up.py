@@ -21,7 +21,6 @@ from workers import simulate
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 @pytest.mark.slow
 def test_up_serves_within_10s_processes_a_callback_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()

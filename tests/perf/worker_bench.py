@@ -62,7 +62,6 @@ def start_standin(latency_ms: float, media_bytes: int) -> tuple[subprocess.Popen
     return proc, base
 
 
-
 def seed(base: str, count: int) -> list[str]:
     with httpx.Client(base_url=base) as client:
         return [client.post("/_standin/recordings/voice", json={"account_sid": ACCOUNT}).json()["sid"] for _ in range(count)]
