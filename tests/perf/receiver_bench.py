@@ -14,7 +14,6 @@ import argparse
 import os
 import platform
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from tests.perf.harness import Sampler, WrkResult, cpu_split, run_wrk, start_uvicorn, stop
-from tests.servers import RedisProcess
+from tests.servers import RedisProcess, wait_for
 from tests.twilio_signing import sign
 from workers.simulate import new_sid
 
@@ -102,33 +101,31 @@ def busy(sampler: Sampler, result: WrkResult) -> float:
     return 100 * sampler.cpu_seconds / result.seconds
 
 
-def settled(redis: Redis, deadline_s: float = 30.0) -> None:
+def settled(redis: Redis) -> None:
     """Until the server has finished the requests wrk left unanswered when the warm-up ended
     (the queue stops growing): else they land after the flush and count as the run's jobs."""
-    last, deadline = -1, time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        length = int(redis.llen("rq:queue:recordings"))  # type: ignore[arg-type]
-        if length == last:
-            return
-        last = length
-        time.sleep(0.3)
-    raise RuntimeError("the server kept enqueueing after the warm-up")
+    lengths = [-1]
+
+    def stopped_growing() -> bool:
+        lengths.append(int(redis.llen("rq:queue:recordings")))  # type: ignore[arg-type]
+        return lengths[-1] == lengths[-2]
+
+    wait_for(stopped_growing, timeout=30, interval=0.3, what="the warm-up's last requests")
 
 
-def compacted(redis: Redis, deadline_s: float = 60.0) -> None:
+def compacted(redis: Redis) -> None:
     """Rewrite the append-only file now, before the run: the file grows through every case and
     round, and a rewrite due to earlier cases' writes would fork Redis during this one's run."""
     try:
         redis.bgrewriteaof()
     except ResponseError:  # one is already running: wait for it all the same
         pass
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+
+    def rewritten() -> bool:
         state = redis.info("persistence")
-        if not state["aof_rewrite_in_progress"] and not state["aof_rewrite_scheduled"]:
-            return
-        time.sleep(0.1)
-    raise RuntimeError("Redis did not finish rewriting its append-only file")
+        return not state["aof_rewrite_in_progress"] and not state["aof_rewrite_scheduled"]
+
+    wait_for(rewritten, timeout=60, interval=0.1, what="Redis's append-only file rewrite")
 
 
 CASES = {"bare": "tests.perf.apps:bare_app", "tutorial": "tests.perf.apps:tutorial_app", "ours": "receiver.app:create_app"}
