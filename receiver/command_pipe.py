@@ -29,6 +29,7 @@ class CommandPipe:
         self._timeout = reply_timeout
         self._line: _Line | None = None
         self._connecting = asyncio.Lock()
+        self._connects: set[asyncio.Future[list[Any]]] = set()  # calls waiting for a connection
 
     def send(self, *commands: tuple[Any, ...]) -> asyncio.Future[list[Any]]:
         """Write `commands` back to back, now when connected, and return the future of their
@@ -38,9 +39,16 @@ class CommandPipe:
         line = self._line
         if line is not None:
             return line.send(packed, len(commands))
-        return asyncio.ensure_future(self._connect_and_send(packed, len(commands)))
+        waiting = asyncio.ensure_future(self._connect_and_send(packed, len(commands)))
+        self._connects.add(waiting)
+        waiting.add_done_callback(self._connects.discard)
+        return waiting
 
     async def aclose(self) -> None:
+        # A connect still under way is ended too, not left pending for the closing loop to destroy.
+        for waiting in list(self._connects):
+            waiting.cancel()
+        await asyncio.gather(*self._connects, return_exceptions=True)
         if self._line is not None:
             line, self._line = self._line, None
             line.fail(ConnectionError("pipe closed"))
@@ -52,7 +60,13 @@ class CommandPipe:
                 # No socket timeout: waiting for replies is bounded by the line's watchdog instead.
                 kwargs = {**self._pool.connection_kwargs, "socket_timeout": None}
                 conn: AbstractConnection = self._pool.connection_class(**kwargs)
-                await conn.connect()  # type: ignore[no-untyped-call]
+                try:
+                    # Bounded too: with no socket timeout, a server that accepts and never
+                    # answers the handshake would hold the lock, and every call behind it, for good.
+                    await asyncio.wait_for(conn.connect(), self._timeout)  # type: ignore[no-untyped-call]
+                except (Exception, asyncio.CancelledError):
+                    await conn.disconnect(nowait=True)
+                    raise
                 self._line = _Line(conn, self._timeout, self._drop)
             line = self._line
         return await line.send(packed, replies)

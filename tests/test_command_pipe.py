@@ -200,3 +200,33 @@ def test_calls_go_through_over_tls(redis_url: str, redis: Redis, tmp_path: Path,
 
     redis.delete("pipe:tls")
     assert run_loop(run()) == [[n] for n in range(1, 41)]
+
+
+def test_a_server_that_never_answers_the_handshake_fails_the_call_and_aclose_ends_a_connect() -> None:
+    """A peer that accepts and then says nothing (a stopped or partitioned Redis) must not hold
+    the connect, and every call queued behind it, for good; shutting down ends a connect too."""
+
+    async def run() -> tuple[BaseException | None, float, bool]:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()  # until the client goes away
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client, pipe = await _pipe(f"redis://127.0.0.1:{port}", timeout=0.5)
+        started = time.monotonic()
+        failure: BaseException | None = None
+        try:
+            await asyncio.wait_for(pipe.send(("PING",)), 5)
+        except (TimeoutError, ConnectionError) as exc:
+            failure = exc
+        waited = time.monotonic() - started
+        pending = pipe.send(("PING",))
+        await pipe.aclose()
+        ended = pending.done()
+        await client.aclose()
+        server.close()
+        return failure, waited, ended
+
+    failure, waited, ended = asyncio.run(run())
+    assert failure is not None and waited < 2.5  # the pipe's bound, not the caller's five seconds
+    assert ended
