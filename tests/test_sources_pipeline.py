@@ -3,6 +3,7 @@ Twilio stand-in (REST, /Media redirect, signed URL) → storage, metadata and ca
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -85,7 +86,8 @@ def test_video_completed_is_archived_from_the_signed_url_without_credentials(
     assert media.read_bytes() == standin.state.media_bytes(rec, "mka")
     assert metadata["recording"]["sid"] == rec.sid and metadata["recording"]["status"] == "completed"
     assert metadata["recording"]["grouping_sids"]["room_sid"] == rec.room_sid
-    assert metadata["media"] == {"file": f"{rec.sid}.mka", "bytes": media.stat().st_size, "format": "mka"}
+    sha256 = hashlib.sha256(media.read_bytes()).hexdigest()
+    assert metadata["media"] == {"file": f"{rec.sid}.mka", "bytes": media.stat().st_size, "sha256": sha256, "format": "mka"}
     state = Catalog(redis).get("video", rec.sid)
     assert state["status"] == "completed" and state["archived_at"] and state["room_sid"] == rec.room_sid
     # /Media with Twilio auth on the configured host; the signed URL with no credentials at all.

@@ -1,7 +1,9 @@
-"""Writes media and metadata into storage atomically: temp file, fsync, rename — never half a file."""
+"""Writes media and metadata into local storage: temp file, fsync, then a create-only link into place."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -12,6 +14,10 @@ from typing import Any
 import httpx
 
 from workers.failures import TransientError
+
+CHUNK_BYTES = 64 * 1024
+# Filesystems without hard links (some network and FUSE mounts) answer one of these to link().
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,28 @@ class Placement:
         folder = storage / source / account_sid
         return cls(media=folder / f"{sid}.{ext}", metadata=folder / f"{sid}.json")
 
+    def remove_temps(self) -> int:
+        """Every temp file an earlier attempt at this recording left (a worker killed mid-write)."""
+        removed = 0
+        for leftover in self.metadata.parent.glob(f".{self.metadata.stem}.*.part"):
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What landed in storage: the size and sha256 the commit record names."""
+
+    size: int
+    sha256: str
+
+
+def digest(path: Path) -> Stored:
+    with path.open("rb") as handle:
+        sha = hashlib.file_digest(handle, "sha256")
+        return Stored(size=os.fstat(handle.fileno()).st_size, sha256=sha.hexdigest())
+
 
 def _temp_beside(path: Path) -> tuple[int, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,10 +61,30 @@ def _temp_beside(path: Path) -> tuple[int, Path]:
     return fd, Path(name)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _link_into_place(temp: Path, final: Path) -> None:
+    """Create-only: a file already in place is never replaced, so a retry or a second worker
+    can never overwrite a good archive (rename would)."""
+    try:
+        os.link(temp, final)
+    except FileExistsError:
+        raise TransientError(f"{final.name} appeared in storage while it was being written") from None
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        if final.exists():
+            raise TransientError(f"{final.name} appeared in storage while it was being written") from None
+        os.replace(temp, final)
+
+
 def _commit(fd: int, temp: Path, final: Path) -> None:
     os.fsync(fd)
-    os.close(fd)
-    os.replace(temp, final)
+    _link_into_place(temp, final)
     dir_fd = os.open(final.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -44,28 +92,20 @@ def _commit(fd: int, temp: Path, final: Path) -> None:
         os.close(dir_fd)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, temp = _temp_beside(path)
-    try:
-        os.write(fd, json.dumps(data, indent=2, sort_keys=True, default=str).encode() + b"\n")
-        _commit(fd, temp, path)
-    except BaseException:
-        _discard(fd, temp)
-        raise
-
-
-def _discard(fd: int, temp: Path) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+def _close(fd: int, temp: Path) -> None:
+    """Always, committed or not: once linked into place the temp name is only a second name."""
+    os.close(fd)
     temp.unlink(missing_ok=True)
 
 
-def _remove_leftovers(dest: Path) -> None:
-    """Temp files of earlier attempts at this file, left by a worker killed mid-download."""
-    for leftover in dest.parent.glob(f".{dest.name}.*.part"):
-        leftover.unlink(missing_ok=True)
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Create-only, like the media: the record it writes is what "archived" means."""
+    fd, temp = _temp_beside(path)
+    try:
+        _write_all(fd, json.dumps(data, indent=2, sort_keys=True, default=str).encode() + b"\n")
+        _commit(fd, temp, path)
+    finally:
+        _close(fd, temp)
 
 
 def _raise_for_status(response: httpx.Response) -> None:
@@ -75,26 +115,31 @@ def _raise_for_status(response: httpx.Response) -> None:
         raise httpx.HTTPStatusError(f"media answered {response.status_code} from {url}", request=response.request, response=response)
 
 
-def download(http: httpx.Client, url: str, dest: Path, auth: tuple[str, str] | None, expected: int | None = None) -> int:
+def _stream(http: httpx.Client, url: str, fd: int, auth: tuple[str, str] | None) -> tuple[Stored, str | None]:
+    sha = hashlib.sha256()
+    size = 0
+    with http.stream("GET", url, auth=auth) as response:
+        _raise_for_status(response)
+        declared = response.headers.get("content-length")
+        for chunk in response.iter_bytes(CHUNK_BYTES):
+            _write_all(fd, chunk)
+            sha.update(chunk)
+            size += len(chunk)
+    return Stored(size, sha.hexdigest()), declared
+
+
+def download(http: httpx.Client, url: str, dest: Path, auth: tuple[str, str] | None, expected: int | None = None) -> Stored:
     """Stream `url` into `dest`; the size must match Content-Length (and `expected` when known)."""
     fd, temp = _temp_beside(dest)
     try:
-        with http.stream("GET", url, auth=auth) as response:
-            _raise_for_status(response)
-            declared = response.headers.get("content-length")
-            size = 0
-            for chunk in response.iter_bytes(64 * 1024):
-                os.write(fd, chunk)
-                size += len(chunk)
-        if declared is not None and int(declared) != size:
-            raise TransientError(f"media cut short: {size} of {declared} bytes")
-        if expected is not None and expected != size:
-            raise TransientError(f"media size {size} differs from the {expected} bytes Twilio reported")
-        if size == 0:
+        stored, declared = _stream(http, url, fd, auth)
+        if declared is not None and int(declared) != stored.size:
+            raise TransientError(f"media cut short: {stored.size} of {declared} bytes")
+        if expected is not None and expected != stored.size:
+            raise TransientError(f"media size {stored.size} differs from the {expected} bytes Twilio reported")
+        if stored.size == 0:
             raise TransientError("media is empty")
         _commit(fd, temp, dest)
-        _remove_leftovers(dest)
-        return size
-    except BaseException:
-        _discard(fd, temp)
-        raise
+        return stored
+    finally:
+        _close(fd, temp)

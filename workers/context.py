@@ -51,8 +51,9 @@ class WorkerContext:
 
     @cached_property
     def claims(self) -> ArchiveClaims:
-        # About the life of a job lease: a worker killed mid-download frees the claim with it.
-        return ArchiveClaims(self.redis, 2 * self.settings.worker_lease_seconds)
+        # Renewed while its holder lives: a holder killed mid-download frees it within one lease,
+        # about when RQ retries the job it was running.
+        return ArchiveClaims(self.redis, self.settings.worker_lease_seconds)
 
     @cached_property
     def throttle(self) -> AccountThrottle:

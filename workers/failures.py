@@ -11,7 +11,7 @@ from twilio.base.exceptions import TwilioRestException
 
 @dataclass(frozen=True)
 class Failure:
-    kind: str  # "transient", "not_found", "permanent"
+    kind: str  # "transient", "not_found", "permanent", "deferred"
     reason: str
     retry_after: float | None = None
     status: int | None = None  # the HTTP status Twilio answered, when it answered
@@ -23,6 +23,15 @@ class TransientError(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+
+
+class Deferred(Exception):
+    """Waiting on ourselves, not on Twilio (the account's shared throttle, another run's archive
+    claim): the job runs again after `wait` seconds without spending one of its retries."""
+
+    def __init__(self, reason: str, wait: float) -> None:
+        super().__init__(reason)
+        self.wait = wait
 
 
 class PermanentError(Exception):
@@ -59,6 +68,8 @@ def classify(exc: BaseException, headers: dict[str, str] | None = None) -> Failu
     if isinstance(exc, httpx.HTTPStatusError):
         response = exc.response
         return from_status(response.status_code, f"media answered {response.status_code}", response.headers.get("retry-after"))
+    if isinstance(exc, Deferred):
+        return Failure("deferred", str(exc), exc.wait)
     if isinstance(exc, TransientError):
         return Failure("transient", str(exc), exc.retry_after)
     if isinstance(exc, PermanentError):

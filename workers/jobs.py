@@ -13,7 +13,7 @@ from receiver import logs
 from receiver.events import RecordingEvent, Status
 from workers import context, reactions, retry_policy
 from workers.context import WorkerContext
-from workers.failures import Failure, JobFailed, TransientError, classify
+from workers.failures import Deferred, Failure, JobFailed, classify
 
 log = logs.get("workers.jobs")
 
@@ -24,6 +24,12 @@ _REACTIONS = {
 }
 # Reactions that call Twilio, and so must respect the account's shared throttle.
 _CALLS_TWILIO = {Status.COMPLETED}
+# A job outcome per way a recording came to be archived ("recovered": the commit record was
+# written by a run that died before the catalog heard of it).
+_OUTCOMES = {"now": "done", "recovered": "recovered", "already": "already archived"}
+# A throttle this close to lapsing is waited out in the job: RQ keeps a retry's time in whole
+# seconds, so a retry timed to the throttle can start up to a second before it lapses.
+THROTTLE_WAIT_SECONDS = 2.0
 
 
 def process_recording(payload: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +63,8 @@ def _process(ctx: WorkerContext, event: RecordingEvent, job: Job | None) -> dict
         if failure is None:
             raise
         return _handle_failure(ctx, event, job, failure, exc, started)
-    archived_now = result.get("archived") == "now"
-    _done(ctx, event, job, started, "done" if archived_now or "archived" not in result else "already archived")
+    archived_now = result.get("archived") in ("now", "recovered")
+    _done(ctx, event, job, started, _OUTCOMES.get(str(result.get("archived")), "done"))
     if archived_now:
         ctx.stats.archived(event.source.value, event.sid, time.time())
     log.info("recording processed", status=event.status.value, **{k: v for k, v in result.items() if k != "media"})
@@ -67,8 +73,11 @@ def _process(ctx: WorkerContext, event: RecordingEvent, job: Job | None) -> dict
 
 def _respect_throttle(ctx: WorkerContext, account_sid: str) -> None:
     remaining = ctx.throttle.remaining(account_sid)
+    if 0 < remaining <= THROTTLE_WAIT_SECONDS:
+        time.sleep(remaining)
+        remaining = ctx.throttle.remaining(account_sid)
     if remaining > 0:
-        raise TransientError(f"account throttled by Twilio for {remaining:.1f}s more", retry_after=remaining)
+        raise Deferred(f"account throttled by Twilio for {remaining:.1f}s more", wait=remaining)
 
 
 def _done(ctx: WorkerContext, event: RecordingEvent, job: Job | None, started: float, outcome: str, **extra: Any) -> None:
@@ -91,6 +100,8 @@ def _handle_failure(
     """Transient: let RQ retry later. Not found: a few times, then record it. Else: stop now."""
     settings = ctx.settings
     attempt = retry_policy.attempts_so_far(job, settings.retry_max) if job else 0
+    if failure.kind == "deferred":
+        return _defer(ctx, event, job, failure, exc, started)
     if failure.kind == "not_found" and attempt >= settings.not_found_retries:
         ctx.catalog.update(event.source.value, event.sid, error_meaning=f"not found at Twilio: {failure.reason}", not_found="1")
         _done(ctx, event, job, started, "not_found", error=failure.reason)
@@ -98,7 +109,8 @@ def _handle_failure(
         return {"not_found": failure.reason}
     delay = retry_policy.backoff(attempt, settings.retry_base_seconds, failure.retry_after)
     if failure.status == 429:
-        ctx.throttle.hold(event.account_sid, max(delay, failure.retry_after or 0))
+        # Twilio's Retry-After holds the whole account; our jittered backoff is this job's own.
+        ctx.throttle.hold(event.account_sid, failure.retry_after if failure.retry_after is not None else delay)
     if job is not None:
         if failure.kind == "permanent":
             retry_policy.stop_retrying(job)
@@ -108,3 +120,14 @@ def _handle_failure(
     log.warning("job failed", kind=failure.kind, reason=failure.reason, attempt=attempt + 1)
     # The classified reason becomes the job's last line, where the console and `rq info` show it.
     raise JobFailed(f"{failure.kind}: {failure.reason}") from exc
+
+
+def _defer(
+    ctx: WorkerContext, event: RecordingEvent, job: Job | None, failure: Failure, exc: Exception, started: float
+) -> dict[str, Any]:
+    """Run again once our own hold lapses, without spending a retry or growing the backoff."""
+    if job is not None:
+        retry_policy.retry_free(job, retry_policy.wait_for(failure.retry_after or 1.0))
+    _done(ctx, event, job, started, "deferred", error=failure.reason)
+    log.info("job deferred", reason=failure.reason)
+    raise JobFailed(f"deferred: {failure.reason}") from exc

@@ -33,3 +33,14 @@ def retry_later(job: Job, delay: int) -> None:
 
 def stop_retrying(job: Job) -> None:
     job.retries_left = 0
+
+
+def wait_for(seconds: float) -> int:
+    """Whole seconds (RQ schedules in them), never sooner than asked."""
+    return max(1, math.ceil(seconds))
+
+
+def retry_free(job: Job, delay: int) -> None:
+    """A retry that does not count: RQ takes one from `retries_left` as it schedules it."""
+    job.retries_left = (job.retries_left or 0) + 1
+    retry_later(job, delay)
