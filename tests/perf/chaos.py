@@ -1,18 +1,20 @@
-"""Chaos run: distinct signed callbacks against the full stack while Redis restarts and workers die.
+"""Chaos run: distinct signed callbacks against the full stack while Redis and workers are SIGKILLed.
 
-    python -m tests.perf.chaos [--callbacks 5000] [--redis-restarts 2] [--kill-every 4]
+    python -m tests.perf.chaos [--callbacks 3000] [--redis-kills 2] [--kill-every 3]
 
 Starts its own redis-server (append-only file), Twilio stand-in, receiver and two worker
 processes on loopback; sends every callback once (bounded concurrency, a deadline for the run);
-meanwhile restarts Redis and SIGKILLs a random worker, starting a new one each time. Then it
-waits for the pipeline to settle and prints: accepted, processed, lost, processed twice.
+meanwhile SIGKILLs Redis (and starts it again from its append-only file) and SIGKILLs a random
+worker, starting a new one each time. Then it waits for the pipeline to settle and prints what a
+user would count: accepted, archived, lost; final files written more than once (every write
+into the storage folder, seen by inotify); media downloads per recording (the stand-in's request
+log); temp files left in storage.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import subprocess
@@ -20,12 +22,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
 from redis import Redis
 from redis.exceptions import RedisError
 
+from tests.perf.file_writes import FileWrites
 from tests.perf.harness import ROOT, end, start_uvicorn, stop
 from tests.perf.worker_bench import ACCOUNT, TOKEN, seed, start_standin
 from tests.servers import RedisProcess
@@ -33,7 +37,7 @@ from tests.twilio_signing import sign
 
 
 class Chaos(threading.Thread):
-    """Restarts Redis `restarts` times and kills a random worker every `kill_every` seconds."""
+    """SIGKILLs Redis `restarts` times (then starts it again) and a random worker every `kill_every` seconds."""
 
     def __init__(self, redis: RedisProcess, workers: list[subprocess.Popen[bytes]], start_worker: object,
                  restarts: int, kill_every: float, duration: float) -> None:
@@ -51,8 +55,8 @@ class Chaos(threading.Thread):
             now = time.monotonic() - began
             if self.restart_at and now >= self.restart_at[0]:
                 self.restart_at.pop(0)
-                self.redis.stop()
-                self.log.append(f"{now:6.1f}s redis stopped")
+                self.redis.kill()
+                self.log.append(f"{now:6.1f}s redis SIGKILLed")
                 self.stopped.wait(random.uniform(1.0, 3.0))
                 self.redis.start()
                 self.log.append(f"{time.monotonic() - began:6.1f}s redis started")
@@ -92,8 +96,8 @@ async def send_all(url: str, sids: list[str], concurrency: int) -> tuple[set[str
     return accepted, refused
 
 
-def settle(redis_url: str, accepted: set[str], deadline: float) -> tuple[int, int]:
-    """Wait until every accepted recording is archived (or the deadline); count done twice."""
+def settle(redis_url: str, accepted: set[str], deadline: float) -> int:
+    """Wait until every accepted recording is archived (or the deadline); returns how many are."""
     redis = Redis.from_url(redis_url)
     archived: set[str] = set()
     while time.monotonic() < deadline and len(archived) < len(accepted):
@@ -116,20 +120,27 @@ def settle(redis_url: str, accepted: set[str], deadline: float) -> tuple[int, in
               f"scheduled={redis.zscore('rq:scheduled:recordings', f'rr-voice-{sid}-completed')} "
               f"failed={redis.zscore('rq:failed:recordings', f'rr-voice-{sid}-completed')} "
               f"timeline={redis.lrange(f'rr:timeline:voice:{sid}', 0, -1)} exc={(job.get(b'exc_info') or b'')[-300:]!r}")
-    twice = 0
-    for sid in accepted:
-        entries = [json.loads(e) for e in redis.lrange(f"rr:timeline:voice:{sid}", 0, -1)]
-        if sum(1 for e in entries if e.get("kind") == "job" and e.get("outcome") == "done") > 1:  # "already archived" re-runs do not count
-            twice += 1
-    return len(archived), twice
+    return len(archived)
+
+
+def downloads_per_recording(base: str, accepted: set[str]) -> Counter[int]:
+    """How many recordings had their media fetched n times (a fetch cut by a SIGKILL counts too)."""
+    log = httpx.get(base + "/_standin/requests", timeout=30).json()
+    per_sid = Counter(entry["path"].rsplit("/", 1)[1].split(".")[0] for entry in log
+                      if entry["method"] == "GET" and entry["path"].endswith(".wav"))
+    return Counter(per_sid.get(sid, 0) for sid in accepted)
+
+
+def temp_files(storage: Path) -> list[Path]:
+    return sorted(storage.rglob(".*.part"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--callbacks", type=int, default=5000)
+    parser.add_argument("--callbacks", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--redis-restarts", type=int, default=2)
-    parser.add_argument("--kill-every", type=float, default=4.0)
+    parser.add_argument("--redis-kills", type=int, default=2)
+    parser.add_argument("--kill-every", type=float, default=3.0)
     parser.add_argument("--settle-seconds", type=float, default=300.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,7 +165,10 @@ def main() -> None:
         workers = [start_worker(), start_worker()]
         receiver = start_uvicorn("receiver.app:create_app", env, factory=True)
         sids = seed(base, args.callbacks)
-        chaos = Chaos(redis_proc, workers, start_worker, args.redis_restarts, args.kill_every, duration=args.callbacks / 250)
+        storage = work / "data" / "recordings"
+        writes = FileWrites(storage / "voice" / ACCOUNT)
+        writes.start()
+        chaos = Chaos(redis_proc, workers, start_worker, args.redis_kills, args.kill_every, duration=args.callbacks / 250)
         started = time.monotonic()
         chaos.start()
         try:
@@ -164,17 +178,29 @@ def main() -> None:
                 time.sleep(0.2)
             chaos.stopped.set()
             chaos.join()
-            processed, twice = settle(redis_proc.url, accepted, time.monotonic() + args.settle_seconds)
+            processed = settle(redis_proc.url, accepted, time.monotonic() + args.settle_seconds)
+            downloads = downloads_per_recording(base, accepted)
         finally:
+            writes.stop()
             stop(receiver)
             for proc in [scheduler, *workers]:
                 end(proc, grace=5)
             end(standin)
             redis_proc.stop()
-    print("\n".join(chaos.log))
-    print(f"sent {len(sids)} distinct callbacks in {sent_for:.1f}s")
-    print(f"accepted {len(accepted)}  refused {refused}  processed {processed}  "
-          f"lost {len(accepted) - processed}  processed twice {twice}")
+            leftovers = temp_files(storage)
+    report(chaos.log, len(sids), sent_for, accepted, refused, processed, writes, downloads, leftovers)
+
+
+def report(log: list[str], sent: int, sent_for: float, accepted: set[str], refused: int, processed: int,
+           writes: FileWrites, downloads: Counter[int], leftovers: list[Path]) -> None:
+    twice = writes.written_more_than_once()
+    print("\n".join(log))
+    print(f"sent {sent} distinct callbacks in {sent_for:.1f}s")
+    print(f"accepted {len(accepted)}  refused {refused}  archived {processed}  lost {len(accepted) - processed}")
+    print(f"archived twice {len(twice)} (final files written more than once: {', '.join(twice[:5]) or 'none'})"
+          f"{'  [inotify overflowed: counts are a lower bound]' if writes.overflowed else ''}")
+    print("media downloads per recording: " + ", ".join(f"{n}× {count}" for n, count in sorted(downloads.items())))
+    print(f"leftover temp files {len(leftovers)}" + "".join(f"\n    {p}" for p in leftovers[:5]))
 
 
 if __name__ == "__main__":
