@@ -6,6 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -41,42 +42,66 @@ def main() -> None:
 def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
     """Everything on one machine: Redis (embedded unless REDIS_URL or REDIS_SENTINELS is set), receiver, workers."""
     from workers import embedded_redis
-
     from workers.supervisor import Supervisor
 
     settings = _settings()
     data_dir = data_dir or settings.data_dir
     env = dict(os.environ, DATA_DIR=str(data_dir))
+    redis_port = None if settings.redis_configured else embedded_redis.free_port()
+    if redis_port is not None:
+        # The URL is known before Redis starts, so the console's plan (which needs Redis) and the
+        # port check both come before anything is started.
+        env["REDIS_URL"] = embedded_redis.url_for(redis_port)
+        settings = settings.model_copy(update={"redis_url": env["REDIS_URL"]})
+    console = _plan_console(settings, env)
+    _refuse_unusable_ports(host, port, console)
     supervisor = Supervisor()
-    if not settings.redis_configured:
-        redis_port = embedded_redis.free_port()
-        proc, url = embedded_redis.start(data_dir / "redis", redis_port)
-        supervisor.adopt("redis", _Restartable(proc, lambda: embedded_redis.start(data_dir / "redis", redis_port)[0]))
-        env["REDIS_URL"] = url
-        settings = settings.model_copy(update={"redis_url": url})
-        click.echo(f"redis      {url} (embedded, append-only file in {data_dir / 'redis'})")
+    if redis_port is not None:
+        _start_embedded_redis(supervisor, data_dir / "redis", redis_port)
     supervisor.spawn("receiver", ["serve", "--host", host, "--port", str(port)], env)
     for index in range(worker_count):
         args = ["worker"] if index == 0 else ["worker", "--no-scheduler"]
         supervisor.spawn(f"worker-{index}", args, env)
-    console_lines = _start_console(supervisor, settings, env)
+    if console.starts:
+        supervisor.spawn("console", ["admin", "--host", console.host, "--port", str(console.port)], console.env)
     base = settings.public_base_url or f"http://{host}:{port}"
     for route in ROUTES:
         click.echo(f"callback   {base}/twilio/recordings/{route}")
     click.echo(f"health     http://{host}:{port}/healthz")
     click.echo(f"storage    {settings.storage_dir or data_dir / 'recordings'}")
-    for line in console_lines:
+    for line in console.lines:
         click.echo(line)
     click.echo("Press Ctrl-C to stop.")
     sys.exit(supervisor.wait())
 
 
-def _start_console(supervisor: "Supervisor", settings: Settings, env: dict[str, str]) -> list[str]:
-    """Start the admin console for `up`; with no credentials configured, make a one-off password
+def _start_embedded_redis(supervisor: "Supervisor", redis_dir: Path, port: int) -> None:
+    from workers import embedded_redis
+
+    proc, url = embedded_redis.start(redis_dir, port)
+    supervisor.adopt("redis", _Restartable(proc, lambda: embedded_redis.start(redis_dir, port)[0]))
+    click.echo(f"redis      {url} (embedded, append-only file in {redis_dir})")
+
+
+@dataclass(frozen=True)
+class _ConsolePlan:
+    """Whether `up` starts the console, where, with what environment, and its lines in the banner."""
+
+    starts: bool
+    host: str
+    port: int
+    env: dict[str, str]
+    lines: list[str]
+
+
+def _plan_console(settings: Settings, env: dict[str, str]) -> _ConsolePlan:
+    """Decide on the admin console for `up`; with no credentials configured, make a one-off password
     for this run (loopback only) and show it once, so the console works on the first try."""
     from console import bind
 
     host, port = settings.admin_host, settings.admin_port
+    # Its own copy: the generated password is the console's alone.
+    env = dict(env)
     lines = []
     if bind.is_loopback(host) and not (settings.admin_username or settings.admin_token or settings.admin_insecure_no_auth):
         password = secrets.token_urlsafe(12)
@@ -85,9 +110,22 @@ def _start_console(supervisor: "Supervisor", settings: Settings, env: dict[str, 
         lines.append(f"login      admin / {password}  (generated for this run; set ADMIN_USERNAME/ADMIN_PASSWORD to choose)")
     reasons = bind.problems(settings, host)
     if reasons:
-        return [f"console    not started: {'; '.join(reasons)}"]
-    supervisor.spawn("console", ["admin", "--host", host, "--port", str(port)], env)
-    return [f"console    http://{host}:{port}/", *lines]
+        return _ConsolePlan(False, host, port, env, [f"console    not started: {'; '.join(reasons)}"])
+    return _ConsolePlan(True, host, port, env, [f"console    http://{host}:{port}/", *lines])
+
+
+def _refuse_unusable_ports(host: str, port: int, console: _ConsolePlan) -> None:
+    """Exit with one line on stderr when a server of `up` could not listen: otherwise the banner
+    would promise URLs that someone else's server answers, while ours restarts in a loop."""
+    from workers import ports
+
+    listeners = [ports.Listener("the receiver", host, port, "--port")]
+    if console.starts:
+        listeners.append(ports.Listener("the console", console.host, console.port, "ADMIN_PORT"))
+    problem = ports.problem(listeners)
+    if problem:
+        click.echo(f"recording-receiver: {problem}", err=True)
+        sys.exit(1)
 
 
 class _Restartable:

@@ -33,6 +33,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def url_for(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
+
+
 def redis_args(data_dir: Path, port: int) -> list[str]:
     # appendonly + fsync every second: nothing acknowledged is lost past one second on a crash,
     # nothing on a clean restart. noeviction: a full Redis refuses writes rather than drop jobs.
@@ -58,7 +62,7 @@ def start(data_dir: Path, port: int | None = None, timeout: float = 10.0) -> tup
     proc = subprocess.Popen(
         [find_binary(), *redis_args(data_dir.resolve(), port)], stdin=subprocess.DEVNULL, start_new_session=True
     )
-    url = f"redis://127.0.0.1:{port}/0"
+    url = url_for(port)
     client = Redis.from_url(url, socket_connect_timeout=0.5)
     deadline = time.monotonic() + timeout
     while True:

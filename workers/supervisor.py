@@ -11,10 +11,17 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Callable
 
+from workers.stderr_relay import StderrRelay
+
 Starter = Callable[[], "subprocess.Popen[bytes]"]
 
 # A child that keeps dying is restarted after a growing pause, up to this long.
 MAX_BACKOFF_SECONDS = 30.0
+# A child that exits with an error this soon after it started never got going (a configuration
+# error, a port in use), which no restart mends; this many in a row stop everything instead of
+# restarting it forever while the banner claims all is well.
+START_WINDOW_SECONDS = 10.0
+START_FAILURES_TO_GIVE_UP = 3
 
 
 @dataclass
@@ -22,8 +29,25 @@ class Child:
     name: str
     start: Starter
     proc: subprocess.Popen[bytes]
+    relay: StderrRelay | None
+    started: float
     restarts: int = 0
     next_start: float = 0.0
+    start_failures: int = 0
+
+    def launch(self) -> None:
+        self.proc, self.relay = _launch(self.name, self.start)
+        self.started = time.monotonic()
+
+    @property
+    def gave_up(self) -> bool:
+        return self.start_failures >= START_FAILURES_TO_GIVE_UP
+
+
+def _launch(name: str, start: Starter) -> tuple[subprocess.Popen[bytes], StderrRelay | None]:
+    proc = start()
+    # A child started by someone else (the embedded Redis) may keep its stderr; it logs to a file.
+    return proc, StderrRelay(name, proc.stderr) if proc.stderr is not None else None
 
 
 @dataclass
@@ -32,16 +56,21 @@ class Supervisor:
     stopping: bool = False
 
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        env = _same_log_format(env)
+
         def start() -> subprocess.Popen[bytes]:
-            # Own session: Ctrl-C reaches only us, and we stop children deliberately.
+            # Own session: Ctrl-C reaches only us, and we stop children deliberately. Stderr comes
+            # through us so that a child that fails to start can be reported with its last error.
             return subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", *args], env=env, stdin=subprocess.DEVNULL, start_new_session=True
+                [sys.executable, "-m", "workers.cli", *args], env=env, stdin=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, start_new_session=True,
             )
 
         self.adopt(name, start)
 
     def adopt(self, name: str, start: Starter) -> None:
-        self.children.append(Child(name, start, start()))
+        proc, relay = _launch(name, start)
+        self.children.append(Child(name, start, proc, relay, time.monotonic()))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stopping:
@@ -52,29 +81,45 @@ class Supervisor:
         self.stopping = True
 
     def wait(self) -> int:
-        """Block until SIGINT/SIGTERM, restarting children that die meanwhile; then stop all."""
+        """Block until SIGINT/SIGTERM, restarting children that die meanwhile; then stop all.
+        Returns 1 when a child kept failing at start (and says which, with its last error), else 0."""
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
-        while not self.stopping:
+        failed: Child | None = None
+        while not self.stopping and failed is None:
             for child in self.children:
                 self._revive(child)
-            time.sleep(0.2)
+            failed = next((child for child in self.children if child.gave_up), None)
+            if failed is None:
+                time.sleep(0.2)
         self.stop()
-        return 0
+        if failed is None:
+            return 0
+        # Last, after the others' shutdown lines, so that it is what the user reads.
+        print(_failure_report(failed), file=sys.stderr, flush=True)
+        return 1
 
     def _revive(self, child: Child) -> None:
         if child.proc.poll() is None:
             return
         now = time.monotonic()
         if child.next_start == 0.0:
-            delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**child.restarts)
-            child.next_start = now + delay
-            print(f"recording-receiver: {child.name} exited with code {child.proc.returncode}; restarting in {delay:.1f}s",
-                  file=sys.stderr, flush=True)
+            self._note_exit(child, now)
         elif now >= child.next_start:
-            child.proc = child.start()
+            child.launch()
             child.restarts += 1
             child.next_start = 0.0
+
+    def _note_exit(self, child: Child, now: float) -> None:
+        failed_at_start = child.proc.returncode != 0 and now - child.started < START_WINDOW_SECONDS
+        # A child that ran past the window and then died is restarted as ever, and starts a new count.
+        child.start_failures = child.start_failures + 1 if failed_at_start else 0
+        if child.gave_up:
+            return
+        delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**child.restarts)
+        child.next_start = now + delay
+        print(f"recording-receiver: {child.name} exited with code {child.proc.returncode}; restarting in {delay:.1f}s",
+              file=sys.stderr, flush=True)
 
     def stop(self, grace: float = 60.0) -> None:
         """SIGTERM to every child at once (workers finish their jobs, the receiver drains), then
@@ -92,3 +137,24 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        for child in self.children:
+            if child.relay is not None:
+                # Daemon threads die with us: let the children's last lines through first.
+                child.relay.join(timeout=2.0)
+
+
+def _failure_report(child: Child) -> str:
+    last = (child.relay.last_line() if child.relay else None) or "(it wrote nothing to stderr)"
+    return (
+        f"recording-receiver: {child.name} exited with code {child.proc.returncode} within "
+        f"{START_WINDOW_SECONDS:.0f}s of starting, {child.start_failures} times in a row; stopped everything. "
+        f"Its last error: {last}"
+    )
+
+
+def _same_log_format(env: dict[str, str]) -> dict[str, str]:
+    """LOG_FORMAT=auto picks by whether stderr is a terminal; a child's stderr is now our pipe, so
+    a child of ours on a terminal is told so, and keeps writing the readable lines it wrote before."""
+    if sys.stderr.isatty() and env.get("LOG_FORMAT", "").strip().lower() in ("", "auto"):
+        return dict(env, LOG_FORMAT="console")
+    return env
