@@ -85,6 +85,8 @@ class Supervisor:
         Returns 1 when a child kept failing at start (and says which, with its last error), else 0."""
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        # A closed terminal: stop everything as Ctrl-C would, rather than die and orphan the children.
+        signal.signal(signal.SIGHUP, self._on_signal)
         failed: Child | None = None
         while not self.stopping and failed is None:
             for child in self.children:
@@ -114,6 +116,8 @@ class Supervisor:
         failed_at_start = child.proc.returncode != 0 and now - child.started < START_WINDOW_SECONDS
         # A child that ran past the window and then died is restarted as ever, and starts a new count.
         child.start_failures = child.start_failures + 1 if failed_at_start else 0
+        if now - child.started >= MAX_BACKOFF_SECONDS:
+            child.restarts = 0  # a child that ran a good while gets a quick restart again
         if child.gave_up:
             return
         delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**child.restarts)
