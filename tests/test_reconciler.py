@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -143,7 +144,8 @@ def test_a_reconcile_pass_over_legacy_recordings_archives_each_wav_and_its_xml_m
         metadata = json.loads((folder / f"{sid}.json").read_text())
         assert metadata["recording"]["sid"] == sid and metadata["recording"]["call_sid"] == rec.call_sid
         assert metadata["recording"]["duration"] == rec.duration
-        assert metadata["media"] == {"file": f"{sid}.wav", "bytes": len(standin.state.media_bytes(rec, "wav")), "format": "wav"}
+        body = standin.state.media_bytes(rec, "wav")
+        assert metadata["media"] == {"file": f"{sid}.wav", "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(), "format": "wav"}
         assert Catalog(redis).get("legacy", sid)["archived_at"]
     fetched = standin.state.requests("GET", f"/2008-08-01/Accounts/{ACCOUNT_SID}/Recordings/")
     assert sorted(f["path"].rsplit("/", 1)[1] for f in fetched) == sorted(f"{sid}.{ext}" for sid in recordings for ext in ("wav", "xml"))
