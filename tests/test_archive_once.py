@@ -84,12 +84,15 @@ def test_a_run_that_died_after_its_commit_record_is_finished_without_twilio_or_a
     media, record = _files(settings, recording.sid)
     before = (_identity(media), _identity(record))
     calls = len(standin.state.requests())
+    # Killed after linking its record into place, before removing the record's temp name.
+    (record.parent / f".{record.name}.k9.part").write_bytes(record.read_bytes())
     _forget_archive(redis, recording.sid)
     _replay(redis, recording.sid)
     drain(settings)
     assert Catalog(redis).get("voice", recording.sid).get("archived_at")
     assert (_identity(media), _identity(record)) == before
     assert len(standin.state.requests()) == calls
+    assert not list(record.parent.glob(".*.part"))
     outcomes = [json.loads(e)["outcome"] for e in redis.lrange(f"rr:timeline:voice:{recording.sid}", 0, -1) if b'"kind":"job"' in e]
     assert sorted(outcomes) == ["done", "recovered"]
 

@@ -28,12 +28,14 @@ def completed(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
         if ctx.catalog.get(event.source.value, event.sid).get("archived_at"):
             return {"archived": "already", "media": state.get("media_path")}
         place = _placement(ctx, event, None)
+        # Under the claim no other run writes this recording: any temp file of it is a dead
+        # run's, even one whose record made it into place just before it died.
+        place.remove_temps()
         record = archive_record.read(place.metadata)
         if record is not None:
             # A run that died after its commit record: archived already, only the catalog lags.
             archive_record.verify(record, place.metadata.parent)
             return _bookkeep(ctx, event, place.metadata, record, "recovered")
-        place.remove_temps()
         return _archive(ctx, event)
 
 
