@@ -229,3 +229,17 @@ def test_a_throttled_account_defers_the_job_without_spending_a_retry_or_calling_
     assert _retries_left(redis, recording.sid) == settings.retry_max
     outcomes = [json.loads(e)["outcome"] for e in redis.lrange(f"rr:timeline:voice:{recording.sid}", 0, -1) if b'"kind":"job"' in e]
     assert "deferred" in outcomes and outcomes.count("done") == 1
+
+
+def test_a_worker_sweeps_orphaned_temp_files_when_it_starts(pipeline_settings: Callable[..., Settings]) -> None:
+    settings = pipeline_settings(job_timeout_seconds=600)
+    folder = settings.storage_path / "video" / ACCOUNT_SID
+    folder.mkdir(parents=True)
+    orphan, live = folder / ".RT1.mka.x1.part", folder / ".RT2.mka.x2.part"
+    for path in (orphan, live):
+        path.write_bytes(b"half")
+    # Untouched for longer than any job may run: nothing can still be writing it.
+    long_ago = time.time() - 601
+    os.utime(orphan, (long_ago, long_ago))
+    drain(settings)
+    assert sorted(p.name for p in folder.iterdir()) == [live.name]

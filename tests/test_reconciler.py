@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
 import pytest
 from redis import Redis
 from rq import Queue
@@ -125,6 +127,32 @@ def test_reconciled_recordings_are_processed_like_callbacks(
             assert timeline[0]["kind"] == "reconciler" and timeline[0]["verdict"] == "queued"
     absent = world.missing["voice"][-1]
     assert catalog.get("voice", absent.sid)["error_code"] == "16101"
+
+
+def test_a_reconcile_pass_over_legacy_recordings_archives_each_wav_and_its_xml_metadata(
+    settings: Settings, standin: Any, redis: Redis
+) -> None:
+    # Five recordings, three pages; the stand-in's bare 2008 URL answers audio, as Twilio's does.
+    recordings = {rec.sid: rec for rec in (standin.state.add_legacy(account_sid=ACCOUNT_SID) for _ in range(5))}
+    report = reconciler.run_once(settings, sources=["legacy"])
+    assert report.ok, report.render()
+    assert {sid for sid, _, _ in row(report, "legacy").found} == set(recordings)
+    drain(settings)
+    for sid, rec in recordings.items():
+        folder = settings.storage_path / "legacy" / ACCOUNT_SID
+        assert (folder / f"{sid}.wav").read_bytes() == standin.state.media_bytes(rec, "wav"), sid
+        metadata = json.loads((folder / f"{sid}.json").read_text())
+        assert metadata["recording"]["sid"] == sid and metadata["recording"]["call_sid"] == rec.call_sid
+        assert metadata["recording"]["duration"] == rec.duration
+        body = standin.state.media_bytes(rec, "wav")
+        assert metadata["media"] == {"file": f"{sid}.wav", "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(), "format": "wav"}
+        assert Catalog(redis).get("legacy", sid)["archived_at"]
+    fetched = standin.state.requests("GET", f"/2008-08-01/Accounts/{ACCOUNT_SID}/Recordings/")
+    assert sorted(f["path"].rsplit("/", 1)[1] for f in fetched) == sorted(f"{sid}.{ext}" for sid in recordings for ext in ("wav", "xml"))
+    assert {f["status"] for f in fetched} == {200}
+    some = next(iter(recordings.values()))
+    bare = httpx.get(f"{standin.base_url}/2008-08-01/Accounts/{ACCOUNT_SID}/Recordings/{some.sid}", timeout=10)
+    assert (bare.headers["content-type"], bare.content) == ("audio/x-wav", standin.state.media_bytes(some, "wav"))
 
 
 def test_a_callback_after_the_reconciler_acted_changes_nothing(

@@ -210,11 +210,18 @@ def test_legacy_record_action_is_archived_with_xml_metadata(pipeline: tuple[Sett
     drain(settings)
     media, metadata = stored(settings, "legacy", rec.sid, "wav")
     assert media.read_bytes() == standin.state.media_bytes(rec, "wav")
+    assert metadata["recording"]["sid"] == rec.sid and metadata["recording"]["account_sid"] == ACCOUNT_SID
     assert metadata["recording"]["call_sid"] == rec.call_sid and metadata["recording"]["duration"] == 14
     assert metadata["recording"]["date_created"].endswith("+00:00")
     assert Catalog(redis).get("legacy", rec.sid)["call_sid"] == rec.call_sid
+    # The metadata and the media are fetched concurrently: compare as sorted lists, never in order.
     fetches = standin.state.requests("GET", f"/2008-08-01/Accounts/{ACCOUNT_SID}/Recordings/{rec.sid}")
-    assert [(f["path"].rsplit("/", 1)[1], f["username"]) for f in fetches] == [(rec.sid, ACCOUNT_SID), (f"{rec.sid}.wav", ACCOUNT_SID)]
+    assert sorted((f["path"].rsplit("/", 1)[1], f["username"], f["status"]) for f in fetches) == [
+        (f"{rec.sid}.wav", ACCOUNT_SID, 200), (f"{rec.sid}.xml", ACCOUNT_SID, 200)]
+    # As Twilio documents it: the bare recording URL (the callback's RecordingUrl) is audio,
+    # so metadata from anywhere but `.xml` could not have been archived above.
+    bare = httpx.get(f"{standin.base_url}/2008-08-01/Accounts/{ACCOUNT_SID}/Recordings/{rec.sid}", timeout=10)
+    assert (bare.headers["content-type"], bare.content) == ("audio/x-wav", standin.state.media_bytes(rec, "wav"))
 
 
 def test_legacy_action_sent_as_get_is_accepted(pipeline: tuple[Settings, Receiver], standin: Any, redis: Redis) -> None:

@@ -30,6 +30,8 @@ from tests.standin.records import Account
 SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "twilio-oai"
 REPO = Path(__file__).resolve().parents[1]
 V2010 = "/2010-04-01/Accounts/{AccountSid}"
+# The <Recording> properties of the 2008 document (shared/seeds/004_…), in its example's order.
+LEGACY_FIELDS = ["Sid", "AccountSid", "CallSid", "Duration", "DateCreated", "DateUpdated"]
 
 
 # -- fixtures -------------------------------------------------------------------
@@ -145,6 +147,49 @@ def test_media_fetch_and_list_match_spec(specs: dict[str, Any], http: httpx.Clie
     S.validate(page, media, "/v1/MediaRecordings")
     assert page["meta"]["key"] == "media_recordings"
     assert page["media_recordings"] == [body]
+
+
+# Every OpenAPI operation on a recording the stand-in serves: (spec, method, path).
+SERVED_OPERATIONS = [
+    *[("api", method, f"{V2010}/{scope}Recordings/{{Sid}}.json")
+      for scope in ("", "Calls/{CallSid}/", "Conferences/{ConferenceSid}/") for method in ("get", "delete")],
+    *[("api", "get", f"{V2010}/{scope}Recordings.json")
+      for scope in ("", "Calls/{CallSid}/", "Conferences/{ConferenceSid}/")],
+    *[("video", method, f"{scope}/Recordings/{{Sid}}")
+      for scope in ("/v1", "/v1/Rooms/{RoomSid}") for method in ("get", "delete")],
+    ("video", "get", "/v1/Recordings"), ("video", "get", "/v1/Rooms/{RoomSid}/Recordings"),
+    ("media", "get", "/v1/MediaRecordings/{Sid}"), ("media", "delete", "/v1/MediaRecordings/{Sid}"),
+    ("media", "get", "/v1/MediaRecordings"),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "path"), SERVED_OPERATIONS)
+def test_every_served_operation_answers_a_documented_status_and_shape(
+        specs: dict[str, Any], server: StandinServer, http: httpx.Client, state: StandinState,
+        account: Account, name: str, method: str, path: str) -> None:
+    spec = S.relaxed(specs[name], name)
+    op = S.operation(spec, path, method)
+    if name == "api":
+        rec: Any = state.add_voice(conference_sid="CF" + "e" * 32)
+        values = {"AccountSid": account.sid, "Sid": rec.sid, "CallSid": rec.call_sid,
+                  "ConferenceSid": rec.conference_sid}
+    elif name == "video":
+        rec = state.add_video()
+        values = {"Sid": rec.sid, "RoomSid": rec.room_sid}
+    else:
+        rec = state.add_media()
+        values = {"Sid": rec.sid}
+    url = path.format(**values)
+    # Each of these operations requires the account's Basic credentials.
+    assert op["security"] == [{"accountSid_authToken": []}]
+    assert httpx.request(method.upper(), f"{server.base_url}{url}", trust_env=False).status_code == 401
+    response = http.request(method.upper(), url)
+    assert str(response.status_code) in op["responses"], (response.status_code, sorted(op["responses"]))
+    if response.status_code == 204:
+        assert response.content == b""
+    else:
+        assert response.headers["content-type"] == "application/json"
+        S.validate(response.json(), spec, path, method)
 
 
 def test_spec_examples_need_exactly_the_documented_relaxations(specs: dict[str, Any]) -> None:
@@ -303,10 +348,12 @@ def test_video_media_redirect_and_signed_url_rules(server: StandinServer, http: 
     rec = state.add_video()
     url, query = _signed(http, f"/v1/Recordings/{rec.sid}/Media")
     assert url.startswith(f"{server.base_url}/_signed/{rec.sid}?")
-    assert abs(int(query["Expires"][0]) - (time.time() + 600)) < 5
+    # "The URL returned will only be available for 60 minutes" without a Ttl.
+    assert abs(int(query["Expires"][0]) - (time.time() + 3600)) < 5
     plain = httpx.get(url, trust_env=False)
     assert plain.status_code == 200
-    assert plain.headers["content-type"] == "audio/x-matroska"
+    assert plain.headers["content-type"] == "audio/webm"  # an OPUS track, by the document's table
+    assert "content-disposition" not in plain.headers
     assert plain.content == state.media_bytes(rec, "mka") and len(plain.content) == 2048
     with_auth = http.get(url)
     assert with_auth.status_code == 400 and "<Code>InvalidArgument</Code>" in with_auth.text
@@ -318,6 +365,37 @@ def test_video_media_redirect_and_signed_url_rules(server: StandinServer, http: 
     assert denied.status_code == 403 and "Request has expired" in denied.text
     _, room_query = _signed(http, f"/v1/Rooms/{rec.room_sid}/Recordings/{rec.sid}/Media", Ttl="60")
     assert abs(int(room_query["Expires"][0]) - (time.time() + 60)) < 5
+
+
+@pytest.mark.parametrize(("codec", "kind", "content_type"), [
+    ("VP8", "video", "video/webm"), ("OPUS", "audio", "audio/webm"), ("opus", "audio", "audio/webm"),
+    ("PCMU", "audio", "audio/x-matroska"), ("H264", "video", "video/x-matroska"),
+])
+def test_video_signed_media_content_type_follows_the_codec(http: httpx.Client, state: StandinState,
+                                                           codec: str, kind: str, content_type: str) -> None:
+    rec = state.add_video(type=kind, codec=codec)
+    url, _ = _signed(http, f"/v1/Recordings/{rec.sid}/Media")
+    media = httpx.get(url, trust_env=False)
+    assert (media.status_code, media.headers["content-type"]) == (200, content_type)
+    assert media.content == state.media_bytes(rec, rec.container_format)
+
+
+def test_video_media_ttl_up_to_seven_days_and_content_disposition(server: StandinServer, http: httpx.Client,
+                                                                  state: StandinState) -> None:
+    rec = state.add_video()
+    path = f"/v1/Recordings/{rec.sid}/Media"
+    _, week = _signed(http, path, Ttl="604800")
+    assert abs(int(week["Expires"][0]) - (time.time() + 604800)) < 5
+    too_long = http.get(path, params={"Ttl": "604801"})
+    assert (too_long.status_code, too_long.json()["code"]) == (400, 20001)
+    for disposition in ("attachment", "inline"):
+        url, _ = _signed(http, path, ContentDisposition=disposition)
+        media = httpx.get(url, trust_env=False)
+        assert (media.status_code, media.headers["content-disposition"]) == (200, disposition)
+    assert http.get(path, params={"ContentDisposition": "download"}).status_code == 400
+    url, _ = _signed(http, path, ContentDisposition="inline")
+    # The disposition is part of what is signed: a URL edited to another one is refused.
+    assert httpx.get(url.replace("Disposition=inline", "Disposition=attachment"), trust_env=False).status_code == 403
 
 
 def test_media_recording_redirect_and_unavailable_media(http: httpx.Client, state: StandinState) -> None:
@@ -353,15 +431,14 @@ def test_voice_wav_and_mp3_media(http: httpx.Client, state: StandinState, accoun
 def test_legacy_fetch_and_paging_across_three_pages(http: httpx.Client, state: StandinState,
                                                     account: Account) -> None:
     recs = [state.add_legacy(duration=10 + i) for i in range(5)]
-    one = http.get(f"/2008-08-01/Accounts/{account.sid}/Recordings/{recs[0].sid}")
+    one = http.get(f"/2008-08-01/Accounts/{account.sid}/Recordings/{recs[0].sid}.xml")
     assert one.headers["content-type"].startswith("application/xml")
     node = SafeET.fromstring(one.text).find("Recording")
     assert node is not None
-    assert [child.tag for child in node] == ["Sid", "AccountSid", "CallSid", "Duration",
-                                             "DateCreated", "DateUpdated", "Uri"]
+    # Exactly the properties the 2008 document lists, in its example's order.
+    assert [child.tag for child in node] == LEGACY_FIELDS
     assert node.findtext("Duration") == "10"
     assert node.findtext("DateCreated") == rfc(recs[0].date_created)
-    assert node.findtext("Uri") == f"/2008-08-01/Accounts/{account.sid}/Recordings/{recs[0].sid}"
     seen: list[str] = []
     expected = [("0", "0", "1"), ("1", "2", "3"), ("2", "4", "4")]
     for page, start, end in expected:
@@ -371,11 +448,72 @@ def test_legacy_fetch_and_paging_across_three_pages(http: httpx.Client, state: S
         assert listing is not None
         assert dict(listing.attrib) == {"page": page, "numpages": "3", "pagesize": "2", "total": "5",
                                         "start": start, "end": end}
+        assert all([c.tag for c in r] == LEGACY_FIELDS for r in listing.findall("Recording"))
         seen += [r.findtext("Sid") or "" for r in listing.findall("Recording")]
     assert seen == [r.sid for r in reversed(recs)]
     future = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d")
     none = SafeET.fromstring(http.get(f"/2008-08-01/Accounts/{account.sid}/Recordings?DateCreated>={future}").text)
     assert none.find("Recordings").attrib["total"] == "0"  # type: ignore[union-attr]
+
+
+def test_legacy_instance_is_wav_bare_or_wav_mp3_or_xml_with_or_without_credentials(
+        server: StandinServer, state: StandinState, account: Account) -> None:
+    rec = state.add_legacy(account_sid=account.sid)
+    url = f"{server.base_url}/2008-08-01/Accounts/{account.sid}/Recordings/{rec.sid}"
+    # Unlike the list, the instance is not protected: no, right or wrong credentials all answer.
+    for auth in (None, (account.sid, account.auth_token), (account.sid, "wrong")):
+        for suffix in ("", ".wav"):
+            wav = httpx.get(url + suffix, auth=auth, trust_env=False)
+            assert (wav.status_code, wav.headers["content-type"]) == (200, "audio/x-wav"), (suffix, auth)
+            assert wav.content == state.media_bytes(rec, "wav")
+            with wave.open(io.BytesIO(wav.content)) as parsed:
+                assert (parsed.getnchannels(), parsed.getframerate(), parsed.getsampwidth()) == (1, 8000, 2)
+        mp3 = httpx.get(f"{url}.mp3", auth=auth, trust_env=False)
+        assert (mp3.status_code, mp3.headers["content-type"]) == (200, "audio/mpeg")
+        assert mp3.content == state.media_bytes(rec, "mp3") and mp3.content.startswith(b"ID3")
+        xml = httpx.get(f"{url}.xml", auth=auth, trust_env=False)
+        assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")
+        root = SafeET.fromstring(xml.text)
+        assert root.tag == "TwilioResponse"
+        node = root.find("Recording")
+        assert node is not None and [c.tag for c in node] == LEGACY_FIELDS
+        assert (node.findtext("Sid"), node.findtext("CallSid")) == (rec.sid, rec.call_sid)
+    assert httpx.get(f"{url}.json", trust_env=False).status_code == 404
+    elsewhere = httpx.get(f"{server.base_url}/2008-08-01/Accounts/AC{'9' * 32}/Recordings/{rec.sid}",
+                          trust_env=False)
+    assert SafeET.fromstring(elsewhere.text).findtext("RestException/Status") == "404"
+    listing = httpx.get(f"{server.base_url}/2008-08-01/Accounts/{account.sid}/Recordings", trust_env=False)
+    assert listing.status_code == 401
+
+
+def test_legacy_delete_is_204_without_a_body_and_the_recording_is_gone(
+        server: StandinServer, http: httpx.Client, state: StandinState, account: Account) -> None:
+    kept, doomed = state.add_legacy(), state.add_legacy()
+    path = f"/2008-08-01/Accounts/{account.sid}/Recordings/{doomed.sid}"
+    assert httpx.delete(f"{server.base_url}{path}", trust_env=False).status_code == 401
+    deleted = http.delete(path)
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    for suffix in ("", ".wav", ".mp3", ".xml"):
+        assert http.get(path + suffix).status_code == 404, suffix
+    listing = SafeET.fromstring(http.get(f"/2008-08-01/Accounts/{account.sid}/Recordings").text)
+    assert [r.findtext("Sid") for r in listing.iter("Recording")] == [kept.sid]
+    assert http.delete(path).status_code == 404
+
+
+def test_legacy_date_filters_bound_at_midnight_and_other_keys_are_not_filters(
+        http: httpx.Client, state: StandinState, account: Account) -> None:
+    days = {day: state.add_legacy(date_created=datetime(2009, 7, day, 10, 0, tzinfo=UTC)) for day in (3, 4, 5, 6)}
+    path = f"/2008-08-01/Accounts/{account.sid}/Recordings"
+
+    def sids(query: str) -> list[str]:
+        return [r.findtext("Sid") or "" for r in SafeET.fromstring(http.get(f"{path}?{query}").text).iter("Recording")]
+
+    # The document's own example: "between midnight Jul 04th, 2009 and midnight Jul 06th, 2009".
+    assert sids("DateCreated>=2009-07-04&DateCreated<=2009-07-06") == [days[5].sid, days[4].sid]
+    assert sids("DateCreated=2009-07-06") == [days[6].sid]
+    assert sids("DateCreated>=2009-07-06") == [days[6].sid]
+    # The 2008 list documents no CallSid filter.
+    assert len(sids(f"CallSid={days[3].call_sid}")) == 4
 
 
 # -- (6) auth and isolation ----------------------------------------------------
@@ -422,11 +560,45 @@ def test_voice_filters_soft_delete_and_relative_page_links(http: httpx.Client, s
     assert len(http.get(path, params={"DateCreated>": "2024-01-03"}).json()["recordings"]) == 3
     assert len(http.get(f"{path}?DateCreated<=2024-01-02T10:00:00Z").json()["recordings"]) == 1
     assert http.get(path, params={"CallSid": old.call_sid}).json()["recordings"][0]["sid"] == old.sid
+    # "DateCreated<=YYYY-MM-DD ... on or before midnight of this date": that day itself is out.
+    assert http.get(path, params={"DateCreated<": "2024-01-02"}).json()["recordings"] == []
+    assert [r["sid"] for r in http.get(path, params={"DateCreated<": "2024-01-03"}).json()["recordings"]] == [old.sid]
     assert http.delete(f"/2010-04-01/Accounts/{account.sid}/Recordings/{old.sid}.json").status_code == 204
     assert http.get(f"/2010-04-01/Accounts/{account.sid}/Recordings/{old.sid}.json").status_code == 404
     assert old.sid not in [r["sid"] for r in http.get(path).json()["recordings"]]
     soft = http.get(path, params={"IncludeSoftDeleted": "true", "CallSid": old.call_sid}).json()
     assert [(r["sid"], r["status"]) for r in soft["recordings"]] == [(old.sid, "deleted")]
+
+
+def test_voice_scoped_lists_take_only_their_documented_filters_and_scoped_delete(
+        http: httpx.Client, state: StandinState, account: Account) -> None:
+    rec = state.add_voice(conference_sid="CF" + "d" * 32)
+    other = state.add_voice(conference_sid=rec.conference_sid)
+    root = f"/2010-04-01/Accounts/{account.sid}"
+    conference = f"{root}/Conferences/{rec.conference_sid}/Recordings"
+    # CallSid is a filter of the account-wide list only; the Conferences list documents none.
+    listed = http.get(f"{conference}.json", params={"CallSid": rec.call_sid}).json()["recordings"]
+    assert {r["sid"] for r in listed} == {rec.sid, other.sid}
+    in_call = f"{root}/Calls/{rec.call_sid}/Recordings/{rec.sid}.json"
+    deleted = http.delete(in_call)
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    assert http.get(in_call).status_code == 404
+    soft = http.get(f"{root}/Recordings/{rec.sid}.json", params={"IncludeSoftDeleted": "true"}).json()
+    assert soft["status"] == "deleted"
+    assert http.delete(f"{conference}/{other.sid}.json").status_code == 204
+    assert http.delete(f"{conference}/{other.sid}.json").status_code == 404
+
+
+def test_video_list_leaves_out_deleted_recordings_unless_status_deleted(http: httpx.Client,
+                                                                        state: StandinState) -> None:
+    live, gone = state.add_video(), state.add_video()
+    assert http.delete(f"/v1/Recordings/{gone.sid}").status_code == 204
+    names = lambda **p: [r["sid"] for r in http.get("/v1/Recordings", params=p).json()["recordings"]]
+    assert names() == [live.sid]
+    assert names(Status="deleted") == [gone.sid]
+    # "The metadata for the Recording is preserved ... and its Status is set to deleted."
+    assert http.get(f"/v1/Recordings/{gone.sid}").json()["status"] == "deleted"
+    assert http.get(f"/v1/Recordings/{gone.sid}/Media").status_code == 404
 
 
 def test_video_and_media_filters_and_absolute_page_links(server: StandinServer, http: httpx.Client,

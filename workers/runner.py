@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from redis.exceptions import RedisError
 
 from receiver import logs
 from receiver.redis_client import sync_redis
 from receiver.settings import Settings
-from workers import context, reconcile_job
+from workers import archive_sweep, context, reconcile_job
 from workers.pool import ThreadPool
+
+log = logs.get("workers.runner")
 
 
 def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, threads: int | None = None) -> bool:
-    """Returns whether any job succeeded (burst mode uses it; a long-running pool returns on stop)."""
+    """Returns whether any job succeeded (burst mode uses it; a long-running pool returns on stop).
+
+    Nothing here talks to Redis before the pool has waited for it: a worker started during an
+    outage waits for Redis instead of exiting."""
     context.install(context.WorkerContext(settings))
     redis = sync_redis(settings, socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
     pool = ThreadPool(
@@ -23,13 +30,33 @@ def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, th
         lease_seconds=settings.worker_lease_seconds,
         maintenance_seconds=settings.worker_maintenance_seconds,
     )
-    logs.get("workers.runner").info("worker process starting", queue=settings.queue_name, scheduler=with_scheduler)
-    if not burst:
-        # The reconciler's chain of scheduled passes: idempotent, so every worker may ensure it.
-        try:
-            reconcile_job.ensure_scheduled(settings)
-        except RedisError as exc:  # the next worker start, or the running chain, will see to it
-            logs.get("workers.runner").warning("reconciler schedule not checked", error=type(exc).__name__)
+    log.info("worker process starting", queue=settings.queue_name, scheduler=with_scheduler)
     # RQ logs a few lines for every job; our own structured "recording processed" line says more.
     rq_level = "WARNING" if settings.log_level.upper() == "INFO" else settings.log_level
-    return pool.run(burst=burst, logging_level=rq_level) > 0
+    on_connected = partial(_sweep_temp_files, settings) if burst else partial(_at_start, settings)
+    return pool.run(burst=burst, logging_level=rq_level, on_connected=on_connected) > 0
+
+
+def _at_start(settings: Settings) -> None:
+    _sweep_temp_files(settings)
+    _ensure_reconcile_chain(settings)
+
+
+def _sweep_temp_files(settings: Settings) -> None:
+    """Temp files no job can still be writing (untouched for a whole job timeout): orphans of
+    workers killed mid-write whose recordings never got another attempt."""
+    try:
+        removed = archive_sweep.sweep(settings.storage_path, older_than_seconds=settings.job_timeout_seconds)
+    except OSError as exc:  # storage unreadable now: the jobs will say so with the reason
+        log.warning("temp files not swept", error=type(exc).__name__)
+        return
+    if removed:
+        log.info("orphaned temp files removed", count=removed, storage=str(settings.storage_path))
+
+
+def _ensure_reconcile_chain(settings: Settings) -> None:
+    """The reconciler's chain of scheduled passes: idempotent, so every worker may ensure it."""
+    try:
+        reconcile_job.ensure_scheduled(settings)
+    except RedisError as exc:  # the next worker start, or the running chain, will see to it
+        log.warning("reconciler schedule not checked", error=type(exc).__name__)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from redis import Redis
+from redis.client import Pipeline
 from rq import SimpleWorker, worker_registration
 from rq.executions import Execution
 from rq.job import Job
@@ -13,7 +15,8 @@ from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 
-# How long a blocking dequeue may last before the thread looks for a stop request again.
+# How long a blocking dequeue may last before the thread looks for a stop request again (and,
+# idle, heartbeats again).
 DEQUEUE_SLICE_SECONDS = 2
 
 
@@ -23,16 +26,63 @@ class ThreadWorker(SimpleWorker):
 
     Its execution lease is short and renewed by the pool while a job runs, so a process killed
     mid-job (SIGKILL, OOM) leaves a job that RQ declares abandoned and retries within about a
-    minute, instead of after the whole job timeout.
+    minute, instead of after the whole job timeout. Its registration in RQ lasts one lease too,
+    renewed by every heartbeat, so a killed process's workers leave `rq info` as soon.
     """
 
     death_penalty_class = TimerDeathPenalty
-    lease_seconds = 60
+    # RQ's reconnect backoff doubles up to a minute: after a Redis restart an idle worker could
+    # sit out most of that minute while jobs waited. Workers on one Redis can afford to ask sooner.
+    max_connection_wait_time = 5.0
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: object, lease_seconds: int = 60, **kwargs: object) -> None:
+        super().__init__(*args, worker_ttl=lease_seconds, **kwargs)  # type: ignore[arg-type, misc]
+        self.lease_seconds = lease_seconds
+        # An idle worker heartbeats once a slice: at least three beats per lease leave room for
+        # a late one.
+        self.dequeue_slice = max(1, min(DEQUEUE_SLICE_SECONDS, lease_seconds // 3))
         self._running: tuple[Job, Execution] | None = None
         self._running_lock = threading.Lock()
+
+    @classmethod
+    def name_in_use(cls, connection: Redis, name: str) -> bool:
+        """Whether RQ's `register_birth` would refuse `name`: a live worker holds it."""
+        key = cls.redis_worker_namespace_prefix + name
+        return bool(connection.exists(key)) and not connection.hexists(key, "death")
+
+    def register_birth(self) -> None:
+        super().register_birth()  # type: ignore[no-untyped-call]
+        # RQ registers a worker for its TTL plus a minute; ours lasts one lease, like every beat.
+        self.connection.expire(self.key, self.lease_seconds)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """RQ's heartbeat, but for one lease whatever RQ asks (its TTL plus a minute idle, 90 s
+        busy), and keeping us in RQ's worker registry, from which a lookup during a Redis outage
+        longer than a lease (our hash gone) drops us."""
+        if pipeline is not None:
+            self._beat(pipeline)
+            return
+        with self.connection.pipeline() as own:
+            self._beat(own)
+            own.hexists(self.key, "birth")
+            whole = own.execute()[-1]
+        if not whole and not self._stop_requested:
+            self._restore_hash()
+
+    def _beat(self, pipeline: Pipeline) -> None:
+        super().heartbeat(self.lease_seconds, pipeline=pipeline)
+        if not self._stop_requested:  # once stopping, the pool may have deregistered us already
+            worker_registration.register(self, pipeline)
+
+    def _restore_hash(self) -> None:
+        """Our hash lapsed and the beats since re-created it with a field or two (a timestamp, the
+        state): put back what `rq info` shows."""
+        if self.birth_date is None:
+            return
+        with self.connection.pipeline() as pipeline:
+            pipeline.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+            pipeline.expire(self.key, self.lease_seconds)
+            pipeline.execute()
 
     def _install_signal_handlers(self) -> None:
         """The pool's main thread owns SIGINT/SIGTERM and asks each worker to stop."""
@@ -84,10 +134,16 @@ class ThreadWorker(SimpleWorker):
     def request_warm_stop(self) -> None:
         self._stop_requested = True
 
+    def deregister(self) -> None:
+        """RQ's goodbye (`register_death`, as its teardown says it), for a worker whose thread is
+        still blocked in Redis as the process leaves: a daemon thread never reaches its teardown."""
+        self._stop_requested = True
+        self.register_death()  # type: ignore[no-untyped-call]
+
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
         """Dequeue in short slices so a stop request is seen within seconds, never mid-job."""
         while not self._stop_requested:
-            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=DEQUEUE_SLICE_SECONDS)
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=self.dequeue_slice)
             if result is not None:
                 return result
             if timeout is None:  # burst mode: the queue is empty

@@ -22,7 +22,8 @@ from .timefmt import (
 T = TypeVar("T")
 
 # On the wire `DateCreated<=2024-01-02` parses as key "DateCreated<" with value "2024-01-02",
-# so "<" and "<=" (and ">" and ">=") must mean the same thing: inclusive, as Twilio documents.
+# so "<" and "<=" (and ">" and ">=") must mean the same thing: "on or before (after) midnight of
+# this date", as Twilio documents; a date bound is its midnight, not the whole day.
 DATE_CREATED_KEYS: dict[str, Callable[[datetime, date | datetime], bool]] = {
     "DateCreated": same_day,
     "DateCreated<": on_or_before, "DateCreated<=": on_or_before,

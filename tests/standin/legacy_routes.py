@@ -1,4 +1,4 @@
-"""Legacy API 2008-08-01 recordings: XML fetch and list (page/numpages attributes) plus .wav/.mp3."""
+"""Legacy API 2008-08-01 recordings: the XML list, and the instance as WAV, MP3 or XML, and its DELETE."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from .auth import require_path_account, standin_state
 from .errors import not_found
-from .filters import by_date_created, by_fields
+from .filters import by_date_created
 from .media import CONTENT_TYPES
 from .paging import page_request, slice_page
 from .records import LegacyRecording
@@ -20,15 +20,16 @@ from .timefmt import rfc2822
 PREFIX = "/2008-08-01/Accounts/{account_sid}"
 MAX_PAGE_SIZE = 1000
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+# The document: no extension or `.wav` is WAV audio, `.mp3` MP3, and only `.xml` the XML form.
+AUDIO_EXTENSIONS = {"": "wav", "wav": "wav", "mp3": "mp3"}
 
 
 def legacy_fields(rec: LegacyRecording) -> dict[str, str]:
-    """The <Recording> children, in the old API's order (also the control API's JSON form)."""
+    """The <Recording> children the document lists, in its order (also the control API's JSON form)."""
     return {
         "Sid": rec.sid, "AccountSid": rec.account_sid, "CallSid": rec.call_sid,
         "Duration": str(rec.duration), "DateCreated": rfc2822(rec.date_created),
         "DateUpdated": rfc2822(rec.date_updated),
-        "Uri": f"/2008-08-01/Accounts/{rec.account_sid}/Recordings/{rec.sid}",
     }
 
 
@@ -43,26 +44,53 @@ def _xml(root: ET.Element) -> Response:
     return Response(body, media_type="application/xml")
 
 
-async def instance(request: Request) -> Response:
-    """GET …/Recordings/{Sid} (XML; `.xml` accepted too) or …/Recordings/{Sid}.wav|.mp3."""
-    account = require_path_account(request)
-    sid, _, ext = request.path_params["name"].partition(".")
-    state = standin_state(request)
-    rec = state.get("legacy", sid)
-    if rec is None or rec.account_sid != account.sid or ext not in ("", "xml", "wav", "mp3"):
+def _split_name(name: str) -> tuple[str, str]:
+    sid, dot, ext = name.partition(".")
+    return sid, (ext if dot else "")
+
+
+def _in_path_account(request: Request, sid: str) -> LegacyRecording:
+    rec = standin_state(request).get("legacy", sid)
+    if not isinstance(rec, LegacyRecording) or rec.account_sid != request.path_params["account_sid"]:
         raise not_found(request.url.path)
-    if ext in ("wav", "mp3"):
-        return Response(state.media_bytes(rec, ext), media_type=CONTENT_TYPES[ext])
-    root = ET.Element("TwilioResponse")
-    _recording_element(root, rec)
-    return _xml(root)
+    return rec
+
+
+async def instance(request: Request) -> Response:
+    """GET …/Recordings/{Sid}[.wav|.mp3|.xml]: no credentials needed, unlike the list."""
+    sid, ext = _split_name(request.path_params["name"])
+    if ext not in AUDIO_EXTENSIONS and ext != "xml":
+        raise not_found(request.url.path)
+    # This is the RecordingUrl Twilio hands a <Record> action, and the document says instances,
+    # unlike the list, are not protected: a wrong or missing Authorization header changes nothing.
+    rec = _in_path_account(request, sid)
+    if ext == "xml":
+        root = ET.Element("TwilioResponse")
+        _recording_element(root, rec)
+        return _xml(root)
+    audio = AUDIO_EXTENSIONS[ext]
+    return Response(standin_state(request).media_bytes(rec, audio), media_type=CONTENT_TYPES[audio])
+
+
+async def delete_instance(request: Request) -> Response:
+    """DELETE …/Recordings/{Sid}: 204 with no body, and the recording is gone from the account."""
+    # The document is silent on credentials for DELETE; it removes a recording "from your
+    # account", so the stand-in asks for that account's credentials as for the list.
+    require_path_account(request)
+    sid, ext = _split_name(request.path_params["name"])
+    if ext not in AUDIO_EXTENSIONS and ext != "xml":
+        raise not_found(request.url.path)
+    rec = _in_path_account(request, sid)
+    standin_state(request).remove("legacy", rec.sid)
+    return Response(status_code=204)
 
 
 async def list_recordings(request: Request) -> Response:
     account = require_path_account(request)
     params = request.query_params
     items = [r for r in standin_state(request).newest_first("legacy") if r.account_sid == account.sid]
-    items = by_fields(by_date_created(items, params), params, {"CallSid": "call_sid"})
+    # The document names only the DateCreated filters for this list.
+    items = by_date_created(items, params)
     # The old API pages by number only (0-based); tokens did not exist yet.
     req = page_request(params, MAX_PAGE_SIZE)
     req.token = None
@@ -81,4 +109,5 @@ async def list_recordings(request: Request) -> Response:
 routes = [
     Route(f"{PREFIX}/Recordings", list_recordings, methods=["GET"]),
     Route(f"{PREFIX}/Recordings/{{name}}", instance, methods=["GET"]),
+    Route(f"{PREFIX}/Recordings/{{name}}", delete_instance, methods=["DELETE"]),
 ]

@@ -14,7 +14,11 @@ from .errors import ApiError, s3_error
 from .media import CONTENT_TYPES
 from .records import MediaRecording, VideoRecording
 
-MAX_TTL_S = 3600  # Twilio's documented upper bound for the Media `Ttl` parameter.
+MAX_TTL_S = 604800  # "The maximum expiration time is 7 days (604800)" for the /Media `Ttl`.
+DISPOSITIONS = ("attachment", "inline")  # the documented values of the /Media `ContentDisposition`
+# The video document's table: the signed URL's Content-Type follows the recording's codec.
+VIDEO_CONTENT_TYPES = {"VP8": "video/webm", "OPUS": "audio/webm", "PCMU": "audio/x-matroska",
+                       "H264": "video/x-matroska"}
 BOTH_AUTH = ("Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
              "Signature query string parameter or the Authorization header should be specified")
 BAD_SIGNATURE = "The request signature we calculated does not match the signature you provided."
@@ -33,16 +37,26 @@ def _ttl(request: Request) -> int:
     return ttl
 
 
-def signed_url(request: Request, sid: str, ttl_s: int) -> str:
+def _disposition(request: Request) -> str:
+    raw = request.query_params.get("ContentDisposition") or ""
+    if raw and raw not in DISPOSITIONS:
+        raise ApiError(400, f"Invalid ContentDisposition value: {raw}", 20001)
+    return raw
+
+
+def signed_url(request: Request, sid: str, ttl_s: int, disposition: str = "") -> str:
     state = standin_state(request)
     expires = int(time.time()) + ttl_s
-    query = urlencode({"Expires": expires, "Signature": state.sign(sid, expires)})
-    return f"{public_base(request)}/_signed/{sid}?{query}"
+    fields: dict[str, str | int] = {"Expires": expires}
+    if disposition:
+        fields["Disposition"] = disposition
+    fields["Signature"] = state.sign(sid, expires, disposition)
+    return f"{public_base(request)}/_signed/{sid}?{urlencode(fields)}"
 
 
 def media_redirect(request: Request, sid: str) -> Response:
     """Twilio answers /Media with 302 + Location and the same URL in a JSON `redirect_to` body."""
-    url = signed_url(request, sid, _ttl(request))
+    url = signed_url(request, sid, _ttl(request), _disposition(request))
     return JSONResponse({"redirect_to": url}, status_code=302, headers={"Location": url})
 
 
@@ -61,15 +75,23 @@ async def signed_download(request: Request) -> Response:
     state = standin_state(request)
     expires = _expires(request.query_params.get("Expires"))
     signature = request.query_params.get("Signature", "")
-    if expires is None or not state.verify(sid, expires, signature):
+    disposition = request.query_params.get("Disposition", "")
+    if expires is None or not state.verify(sid, expires, signature, disposition):
         return s3_error(403, "SignatureDoesNotMatch", BAD_SIGNATURE)
     if expires < time.time():
         return s3_error(403, "AccessDenied", "Request has expired")
     record = state.get("video", sid) or state.get("media", sid)
     if not isinstance(record, (VideoRecording, MediaRecording)) or record.status != "completed":
         return s3_error(404, "NoSuchKey", "The specified key does not exist.")
-    ext = record.container_format if isinstance(record, VideoRecording) else record.format
-    return Response(state.media_bytes(record, ext), media_type=CONTENT_TYPES[ext])
+    if isinstance(record, VideoRecording):
+        ext = record.container_format
+        # Examples spell the codec "opus" where the enum says "OPUS": same codec, same type.
+        content_type = VIDEO_CONTENT_TYPES.get(record.codec.upper(), CONTENT_TYPES[ext])
+    else:
+        ext = record.format
+        content_type = CONTENT_TYPES[ext]
+    headers = {"Content-Disposition": disposition} if disposition else None
+    return Response(state.media_bytes(record, ext), media_type=content_type, headers=headers)
 
 
 routes = [Route("/_signed/{sid}", signed_download, methods=["GET"])]

@@ -37,7 +37,8 @@ __all__ = [
 
 R = TypeVar("R", VoiceRecording, VideoRecording, MediaRecording, LegacyRecording)
 DEFAULT_MEDIA_SIZE = 2048
-SIGNED_URL_TTL_S = 600
+# "The URL returned will only be available for 60 minutes" unless the /Media call gives a Ttl.
+SIGNED_URL_TTL_S = 3600
 
 
 class StandinState:
@@ -195,6 +196,11 @@ class StandinState:
         with self.lock:
             return self.store[kind].get(sid)
 
+    def remove(self, kind: RecordingKind, sid: str) -> bool:
+        """Forget one recording outright (a hard delete); False if there was none."""
+        with self.lock:
+            return self.store[kind].pop(sid, None) is not None
+
     def newest_first(self, kind: RecordingKind) -> list[Any]:
         """Snapshot of one kind, date_created descending (sid breaks ties)."""
         with self.lock:
@@ -261,12 +267,13 @@ class StandinState:
 
     # -- signed media URLs --------------------------------------------------------
 
-    def sign(self, sid: str, expires: int) -> str:
-        message = f"{sid}:{expires}".encode()
+    def sign(self, sid: str, expires: int, disposition: str = "") -> str:
+        # The disposition is signed too, so a holder of the URL cannot change it.
+        message = f"{sid}:{expires}:{disposition}".encode()
         return hmac.new(self.signing_secret, message, hashlib.sha256).hexdigest()
 
-    def verify(self, sid: str, expires: int, signature: str) -> bool:
-        return hmac.compare_digest(self.sign(sid, expires), signature)
+    def verify(self, sid: str, expires: int, signature: str, disposition: str = "") -> bool:
+        return hmac.compare_digest(self.sign(sid, expires, disposition), signature)
 
 
 def _coerce_datetimes(overrides: dict[str, Any]) -> dict[str, Any]:

@@ -36,24 +36,30 @@ def parse_filter(value: str) -> date | datetime:
         raise BadDate(value) from exc
 
 
+def midnight(bound: date | datetime) -> datetime:
+    """A date as its first instant (midnight UTC); a datetime as it is."""
+    if isinstance(bound, datetime):
+        return bound
+    return datetime(bound.year, bound.month, bound.day, tzinfo=UTC)
+
+
 def parse_datetime(value: str) -> datetime:
     """ISO 8601 datetime (or date, taken as midnight UTC) for v1 DateCreatedAfter/Before."""
-    parsed = parse_filter(value)
-    if isinstance(parsed, datetime):
-        return parsed
-    return datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+    return midnight(parse_filter(value))
 
 
 def on_or_after(created: datetime, bound: date | datetime) -> bool:
-    if isinstance(bound, datetime):
-        return utc(created) >= bound
-    return utc(created).date() >= bound
+    """`DateCreated>=D`: "on or after midnight of this date"."""
+    return utc(created) >= midnight(bound)
 
 
 def on_or_before(created: datetime, bound: date | datetime) -> bool:
-    if isinstance(bound, datetime):
-        return utc(created) <= bound
-    return utc(created).date() <= bound
+    """`DateCreated<=D`: "on or before midnight of this date", so day D itself is left out.
+
+    Twilio's 2008 document spells it out: `DateCreated>=2009-07-04&DateCreated<=2009-07-06`
+    lists what was made "between midnight Jul 04th, 2009 and midnight Jul 06th, 2009".
+    """
+    return utc(created) <= midnight(bound)
 
 
 def same_day(created: datetime, bound: date | datetime) -> bool:

@@ -103,6 +103,10 @@ def _list(request: Request, room_sid: str | None) -> Response:
     if room_sid is None:
         mapping["MediaType"] = "type"
         items = _grouped(items, params.getlist("GroupingSid"))
+        # "deleted Recordings are not returned by default ... you must explicitly specify
+        # Status=deleted" (the Recordings REST API page; the Rooms list page says nothing of it).
+        if not params.get("Status"):
+            items = [r for r in items if r.status != "deleted"]
     items = by_created_window(by_fields(items, params, mapping), params)
     max_size = MAX_PAGE_SIZE if room_sid is None else MAX_ROOM_PAGE_SIZE
     sl = slice_page(items, lambda r: r.sid, page_request(params, max_size))

@@ -15,6 +15,7 @@ from .filters import by_date_created, by_fields, truthy
 from .media import CONTENT_TYPES
 from .paging import envelope_2010, page_request, slice_page
 from .records import VoiceRecording
+from .state import StandinState
 from .timefmt import rfc2822
 
 Scope = Literal["account", "call", "conference"]
@@ -77,12 +78,17 @@ async def recording_instance(request: Request) -> Response:
     if request.method == "DELETE":
         if not _visible(rec, account.sid, False):
             raise not_found(request.url.path)
-        with state.lock:
-            rec.status, rec.date_updated = "deleted", datetime.now(UTC)
-        return Response(status_code=204)
+        return _soft_delete(state, rec)
     if not _visible(rec, account.sid, include_deleted):
         raise not_found(request.url.path)
     return JSONResponse(voice_json(rec, public_base(request)))
+
+
+def _soft_delete(state: StandinState, rec: VoiceRecording) -> Response:
+    # The metadata stays (IncludeSoftDeleted shows it); the media is gone.
+    with state.lock:
+        rec.status, rec.date_updated = "deleted", datetime.now(UTC)
+    return Response(status_code=204)
 
 
 def _media(request: Request, sid: str, ext: str) -> Response:
@@ -104,8 +110,10 @@ def _list(request: Request, scope: Scope, scope_filter: dict[str, str]) -> Respo
     items = [r for r in standin_state(request).newest_first("voice")
              if _visible(r, account.sid, include_deleted)
              and all(getattr(r, attr) == value for attr, value in scope_filter.items())]
-    items = by_fields(by_date_created(items, params), params,
-                      {"CallSid": "call_sid", "ConferenceSid": "conference_sid"})
+    items = by_date_created(items, params)
+    if scope == "account":
+        # Only the account-wide list documents CallSid and ConferenceSid filters.
+        items = by_fields(items, params, {"CallSid": "call_sid", "ConferenceSid": "conference_sid"})
     sl = slice_page(items, lambda r: r.sid, page_request(params, MAX_PAGE_SIZE))
     base = public_base(request)
     records = [voice_json(r, base, scope) for r in sl.items]
@@ -125,10 +133,11 @@ async def list_conference_recordings(request: Request) -> Response:
 
 
 async def scoped_instance(request: Request) -> Response:
-    """GET …/Calls/{CallSid}/Recordings/{Sid}.json and the Conferences variant."""
+    """GET/DELETE …/Calls/{CallSid}/Recordings/{Sid}.json and the Conferences variant."""
     sid, ext = _split_name(request.path_params["name"])
     account = require_account(request)
-    rec = standin_state(request).get("voice", sid)
+    state = standin_state(request)
+    rec = state.get("voice", sid)
     call_sid = request.path_params.get("call_sid")
     conference_sid = request.path_params.get("conference_sid")
     ok = (ext == "json" and request.path_params["account_sid"] == account.sid
@@ -137,6 +146,8 @@ async def scoped_instance(request: Request) -> Response:
           and (conference_sid is None or rec.conference_sid == conference_sid))
     if not ok:
         raise not_found(request.url.path)
+    if request.method == "DELETE":
+        return _soft_delete(state, rec)
     scope: Scope = "call" if call_sid else "conference"
     return JSONResponse(voice_json(rec, public_base(request), scope))
 
@@ -145,9 +156,9 @@ routes = [
     Route(f"{PREFIX}/Recordings.json", list_recordings, methods=["GET"]),
     Route(f"{PREFIX}/Recordings/{{name}}", recording_instance, methods=["GET", "DELETE"]),
     Route(f"{PREFIX}/Calls/{{call_sid}}/Recordings.json", list_call_recordings, methods=["GET"]),
-    Route(f"{PREFIX}/Calls/{{call_sid}}/Recordings/{{name}}", scoped_instance, methods=["GET"]),
+    Route(f"{PREFIX}/Calls/{{call_sid}}/Recordings/{{name}}", scoped_instance, methods=["GET", "DELETE"]),
     Route(f"{PREFIX}/Conferences/{{conference_sid}}/Recordings.json", list_conference_recordings,
           methods=["GET"]),
     Route(f"{PREFIX}/Conferences/{{conference_sid}}/Recordings/{{name}}", scoped_instance,
-          methods=["GET"]),
+          methods=["GET", "DELETE"]),
 ]

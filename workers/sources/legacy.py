@@ -1,4 +1,4 @@
-"""Legacy recordings (API 2008-08-01): XML metadata and lists, media from the API host with Basic auth."""
+"""Legacy recordings (API 2008-08-01): XML metadata (`{sid}.xml`) and lists, media from the API host."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def listed(item: dict[str, Any]) -> Listed:
 
 class LegacyApi:
     def fetch(self, ctx: WorkerContext, account: Account, sid: str) -> dict[str, Any]:
-        url = f"{_root(ctx.settings.twilio_api_base_url, account.sid)}/{sid}"
+        # Only `.xml` is the XML form: the bare URL, like `.wav`, is the WAV audio itself.
+        url = f"{_root(ctx.settings.twilio_api_base_url, account.sid)}/{sid}.xml"
         return recording(rest_calls.get(ctx.rest.client(account), url, accept=rest_calls.XML).text)
 
     def media(self, ctx: WorkerContext, account: Account, event: RecordingEvent, metadata: dict[str, Any]) -> MediaLocation:
@@ -46,6 +47,8 @@ class LegacyApi:
     def media_from_sids(self, ctx: WorkerContext, account: Account, event: RecordingEvent) -> MediaLocation:
         fmt = ctx.settings.media_format
         url = f"{_root(ctx.settings.twilio_api_base_url, account.sid)}/{event.sid}.{fmt}"
+        # Twilio does not protect the 2008 instance with credentials; sending them anyway is
+        # harmless, and keeps one download path for every API-host media URL.
         return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)
 
     def list_recordings(self, ctx: WorkerContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:

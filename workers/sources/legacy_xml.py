@@ -15,7 +15,7 @@ from workers.twilio_time import parse
 # <Recording> child -> our metadata name; dates are RFC 2822 and become ISO 8601.
 _FIELDS = {
     "Sid": "sid", "AccountSid": "account_sid", "CallSid": "call_sid", "Duration": "duration",
-    "DateCreated": "date_created", "DateUpdated": "date_updated", "Uri": "uri",
+    "DateCreated": "date_created", "DateUpdated": "date_updated",
 }
 
 

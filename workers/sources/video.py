@@ -61,6 +61,7 @@ class VideoApi:
 
     def list_recordings(self, ctx: WorkerContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
         # No Status filter: in-flight recordings must be seen too, to hold the watermark back.
+        # Without one Twilio leaves out the deleted ones, which would never be queued anyway.
         base = ctx.settings.twilio_video_base_url
         params: dict[str, Any] = {"PageSize": min(ctx.settings.reconcile_page_size, MAX_PAGE_SIZE)}
         if since is not None:
