@@ -21,7 +21,6 @@ from receiver.settings import Settings
 from tests import readme
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver
 from tests.servers import answers_200, free_port, wait_for
-from tests.test_voice_pipeline import callback
 from workers.catalog import Catalog
 
 ROOT = readme.ROOT
@@ -209,3 +208,17 @@ def test_serve_runs_the_public_receiver_only(redis_url: str, tmp_path: Path) -> 
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# -- RQ's own tools ------------------------------------------------------------------------------
+
+def test_rq_info_works_on_our_queue(make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver]) -> None:
+    settings = make_settings()
+    receiver = start_receiver(settings)
+    _queue_absent(receiver, 2)
+    [shown] = [c for c in readme.inline_code() if c.startswith(".venv/bin/rq info")]
+    args = [settings.redis_url or "" if word == "$REDIS_URL" else word for word in shown.split()[1:]]
+    done = subprocess.run([str(Path(sys.executable).with_name("rq")), *args], env=env(), cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^recordings\s+\|\S*\s+2,", done.stdout, flags=re.M) and "2 jobs total" in done.stdout, done.stdout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shlex
 import subprocess
 import sys
 from functools import cache
@@ -190,3 +189,9 @@ def test_the_tests_sign_with_an_implementation_independent_of_twilio_and_ours() 
     source = (ROOT / "tests" / "twilio_signing.py").read_text()
     imports = set(re.findall(r"^(?:from|import) ([\w.]+)", source, flags=re.M))
     assert not {m for m in imports if m.split(".")[0] in ("twilio", "receiver", "workers")}, imports
+
+
+def test_the_python_the_quick_start_asks_for_is_the_one_the_package_requires() -> None:
+    said = re.search(r"You need Python (\d+\.\d+)\+", readme.text())
+    assert said
+    assert f'requires-python = ">={said.group(1)}"' in (ROOT / "pyproject.toml").read_text()

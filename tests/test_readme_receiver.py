@@ -17,6 +17,7 @@ import httpx
 import pytest
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from receiver import keys
@@ -24,9 +25,10 @@ from receiver.settings import Settings
 from receiver.spool import Spool
 from tests import readme
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
+from tests.rq_jobs import failure_trace
 from tests.servers import RedisProcess, answers_200, free_port, wait_for
 from tests.test_receiver_voice import voice
-from tests.test_sources_pipeline import legacy_callback
+from tests.test_sources_pipeline import legacy_callback, media_callback
 from tests.test_voice_pipeline import callback
 from tests.twilio_signing import sign
 from workers.catalog import Catalog
@@ -63,28 +65,40 @@ def _entries(log: Path, event: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines() if f'"event": "{event}"' in line]
 
 
-def test_a_refused_callback_gets_403_and_a_log_line_saying_why_and_an_unknown_status_is_logged(
+def test_a_refused_callback_gets_403_and_a_log_line_naming_what_most_likely_differed(
     redis_url: str, redis: Redis, tmp_path: Path
 ) -> None:
     with serve(redis_url, tmp_path) as (base, log):
         url, public = base + "/twilio/recordings/voice", PUBLIC + "/twilio/recordings/voice"
         params = voice()
-        cases = {
-            "missing": {},
-            "http instead of https": {"X-Twilio-Signature": sign(AUTH_TOKEN, public.replace("https", "http"), params.items())},
-            "wrong token": {"X-Twilio-Signature": sign("another-token", public, params.items())},
-        }
-        for headers in cases.values():
-            assert httpx.post(url, data=params, headers=headers).status_code == 403
+        # (what the request carries, what the log line must say first)
+        cases = [
+            ({}, "", "missing X-Twilio-Signature header", None),
+            ({"X-Twilio-Signature": sign(AUTH_TOKEN, public.replace("https:", "http:"), params.items())}, "",
+             "signature does not match", "scheme: Twilio signed http://hooks.example.com/"),
+            ({"X-Twilio-Signature": sign(AUTH_TOKEN, "https://internal.example/twilio/recordings/voice", params.items()),
+              "Host": "internal.example"}, "", "signature does not match", "host: Twilio signed https://internal.example/"),
+            ({"X-Twilio-Signature": sign(AUTH_TOKEN, "https://hooks.example.com:8443/twilio/recordings/voice", params.items()),
+              "Host": "10.0.0.5:8443"}, "", "signature does not match", "port: Twilio signed https://hooks.example.com:8443/"),
+            ({"X-Twilio-Signature": sign(AUTH_TOKEN, public + "/", params.items())}, "",
+             "signature does not match", "path: Twilio signed"),
+            ({"X-Twilio-Signature": sign(AUTH_TOKEN, public, params.items())}, "?tag=1",
+             "signature does not match", "query: Twilio signed"),
+            ({"X-Twilio-Signature": sign(AUTH_TOKEN, public, [])}, "", "signature does not match", "parameter set: "),
+            ({"X-Twilio-Signature": sign("another-token", public, params.items())}, "",
+             "signature does not match", "token or parameters"),
+        ]
+        for headers, query, _, _ in cases:
+            assert httpx.post(url + query, data=params, headers=headers).status_code == 403
         paused = voice("paused", sid="RE" + "e" * 32)
         assert httpx.post(url, data=paused, headers={"X-Twilio-Signature": sign(AUTH_TOKEN, public, paused.items())}).status_code == 204
-        refused = wait_for(lambda: len(_entries(log, "callback rejected")) == 3 and _entries(log, "callback rejected"),
-                           what="three refusal lines")
+        refused = wait_for(lambda: len(_entries(log, "callback rejected")) == len(cases) and _entries(log, "callback rejected"),
+                           what="a refusal line per request")
         ignored = wait_for(lambda: _entries(log, "callback ignored"), what="the ignored line")
-    assert [e["reason"] for e in refused] == ["missing X-Twilio-Signature header"] + ["signature does not match"] * 2
-    assert all(e["level"] == "warning" and e["status"] == 403 for e in refused)
-    assert refused[1]["likely_difference"].startswith("scheme: Twilio signed http")
-    assert refused[2]["likely_difference"].startswith("token or parameters")
+    for entry, (_, _, reason, likely) in zip(refused, cases):
+        assert (entry["level"], entry["status"], entry["reason"]) == ("warning", 403, reason)
+        if likely:
+            assert entry["likely_difference"].startswith(likely), entry
     assert ignored[0]["sid"] == "RE" + "e" * 32 and "paused" in ignored[0]["reason"]
     assert redis.llen("rq:queue:recordings") == 0
     assert AUTH_TOKEN not in log.read_text()
@@ -236,7 +250,8 @@ def test_legacy_media_comes_from_the_mp3_when_media_format_is_mp3(
     drain(settings)
     media = settings.storage_path / "legacy" / ACCOUNT_SID / f"{rec.sid}.mp3"
     assert media.read_bytes() == standin.state.media_bytes(rec, "mp3")
-    assert [r["path"].rsplit("/", 1)[1] for r in standin.state.requests("GET", rec.sid)] == [rec.sid, f"{rec.sid}.mp3"]
+    # Metadata and media are fetched concurrently: compared sorted, never in order.
+    assert sorted(r["path"].rsplit("/", 1)[1] for r in standin.state.requests("GET", rec.sid)) == [f"{rec.sid}.mp3", f"{rec.sid}.xml"]
 
 
 # -- REST credentials: the auth token unless an API key is set; subaccounts' own ----------------
@@ -275,3 +290,20 @@ def test_a_subaccount_signs_with_its_own_tokens_and_calls_rest_with_its_own_key(
     media = settings.storage_path / "voice" / sub.sid / f"{recording.sid}.wav"
     assert media.read_bytes() == standin.state.media_bytes(recording, "wav")
     assert {r["username"] for r in standin.state.requests()} == {key.sid}
+
+
+def test_media_whose_size_is_not_what_twilio_reported_is_never_put_in_place(
+    pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any, redis: Redis
+) -> None:
+    settings = pipeline_settings(retry_max=1)
+    receiver = start_receiver(settings)
+    served = len(standin.state.media_bytes(standin.state.add_media(account_sid=ACCOUNT_SID), "mp4"))
+    rec = standin.state.add_media(account_sid=ACCOUNT_SID, media_size=served + 1)  # metadata says one byte more
+    assert receiver.post(receiver.url("media"), media_callback(rec)).status_code == 204
+    drain(settings)
+    job = Job.fetch(f"rr-media-{rec.sid}-completed", connection=redis, serializer=JSONSerializer)
+    assert failure_trace(job).strip().splitlines()[-1].endswith(f"media size {served} differs from the {served + 1} bytes Twilio reported")
+    folder = settings.storage_path / "media" / ACCOUNT_SID
+    # Neither the media, nor a commit record, nor a temp file of it.
+    assert (list(folder.glob(f"*{rec.sid}*")) if folder.exists() else []) == []
+    assert not Catalog(redis).get("media", rec.sid).get("archived_at")

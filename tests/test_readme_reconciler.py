@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-import pytest
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer

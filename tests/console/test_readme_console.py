@@ -14,7 +14,6 @@ import httpx
 import pytest
 from redis import Redis
 from rq.job import Job
-from rq.serializers import JSONSerializer
 
 from console.auth import Authenticator
 from receiver.settings import Settings
