@@ -127,6 +127,7 @@ def test_a_retry_after_over_60_seconds_is_not_waited_for_and_waits_are_capped(
     backoff = Backoff(base=1000.0)
     assert (backoff.attempts, backoff.cap) == (5, 60.0)
     assert all(0 < (backoff.delay(attempt, None) or 0) <= 60 for attempt in range(5))
+    assert all(58 <= (backoff.delay(0, 58.0) or 0) <= 60 for _ in range(200))  # Retry-After honoured, jitter capped
     assert backoff.delay(5, None) is None
 
 
