@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Iterable, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,7 +14,10 @@ class Settings(BaseSettings):
     """Configuration of every role. Secrets are `SecretStr`, so a repr or log never shows them."""
 
     # An empty variable (`STORAGE_DIR=`) means unset, not "the current directory" or an empty secret.
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True, env_ignore_empty=True)
+    # A rejected value is not repeated in the error: it may be a secret in the wrong shape.
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, env_ignore_empty=True, hide_input_in_errors=True
+    )
 
     # Redis: unset means `up` starts an embedded redis-server under DATA_DIR.
     redis_url: str | None = None
@@ -116,12 +120,24 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @field_validator("outage_response", mode="before")
+    @classmethod
+    def _status_from_text(cls, value: object) -> object:
+        # From the environment it is the text "503", which a Literal of ints never equals.
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
     @field_validator("redis_sentinels")
     @classmethod
     def _check_sentinels(cls, value: str | None) -> str | None:
         if value:
             _sentinel_addresses(value)  # fail at startup, not at the first Redis call
         return value
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        # REDIS_URL stays a plain string (every Redis client takes it so), so the password it
+        # may carry is masked here, where the SecretStr fields mask themselves.
+        for name, value in super().__repr_args__():
+            yield name, (mask_url_password(value) if name == "redis_url" and isinstance(value, str) else value)
 
     @property
     def redis_configured(self) -> bool:
@@ -156,6 +172,11 @@ def _sentinel_addresses(value: str) -> list[tuple[str, int]]:
     if not addresses:
         raise ValueError("REDIS_SENTINELS names no sentinel")
     return addresses
+
+
+def mask_url_password(url: str) -> str:
+    """`redis://user:secret@host/0` → `redis://user:***@host/0`; a URL without a password unchanged."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/?#@:]*):[^/?#]*@", r"\1:***@", url, flags=re.IGNORECASE)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -170,10 +170,18 @@ def worker(concurrency: int | None, processes: int, scheduler: bool, burst: bool
     if processes <= 1:
         runner.run(settings, with_scheduler=scheduler, burst=burst, threads=concurrency)
         return
-    supervisor = Supervisor()
+    every = []
     for index in range(processes):
         args = ["worker"] + ([] if index == 0 and scheduler else ["--no-scheduler"]) + (["--burst"] if burst else [])
         args += ["--concurrency", str(concurrency)] if concurrency else []
+        every.append(args)
+    if burst:
+        # A burst worker that finds the queue empty is done, not dead: the supervisor would
+        # restart it forever, so the processes are simply awaited; Ctrl-C reaches them directly.
+        children = [subprocess.Popen([sys.executable, "-m", "workers.cli", *args]) for args in every]
+        sys.exit(max(child.wait() for child in children))
+    supervisor = Supervisor()
+    for index, args in enumerate(every):
         supervisor.spawn(f"worker-{index}", args, dict(os.environ))
     sys.exit(supervisor.wait())
 
@@ -191,7 +199,7 @@ def simulate(url: str, status: str, recording_sid: str | None) -> None:
         raise click.UsageError("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to sign the callback")
     params = sim.voice_params(settings.twilio_account_sid, status, recording_sid)
     response = sim.send(url, params, settings.twilio_auth_token.get_secret_value())
-    click.echo(f"{response.status_code} {response.reason_phrase}  RecordingSid={params['RecordingSid']} status={status}")
+    click.echo(f"{response.status_code} {response.reason_phrase}  RecordingSid={params['RecordingSid']}  status={status}")
     sys.exit(0 if response.status_code < 300 else 1)
 
 

@@ -44,7 +44,8 @@ class Backoff:
         ceiling = min(self.cap, self.base * 2**attempt)
         wait = random.uniform(ceiling / 2, ceiling)
         if retry_after is not None:
-            wait = max(wait, retry_after + random.uniform(0, retry_after / 4))
+            # Jitter after Retry-After too, but never past the cap: no wait is longer than `cap`.
+            wait = max(wait, retry_after, min(retry_after + random.uniform(0, retry_after / 4), self.cap))
         return wait
 
     def wait(self, seconds: float) -> None:
