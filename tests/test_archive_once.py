@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import pytest
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
@@ -217,12 +217,15 @@ def test_a_throttled_account_defers_the_job_without_spending_a_retry_or_calling_
     settings = pipeline_settings()
     receiver = start_receiver(settings)
     recording = standin.state.add_voice(account_sid=ACCOUNT_SID)
-    AccountThrottle(redis).hold(ACCOUNT_SID, 4.0)
-    lapses_at = time.time() + 4.0
-    receiver.post(receiver.url(), callback(recording))
     worker = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], env=_worker_env(settings, standin),
                               cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
+        # The worker is up and waiting before the hold starts, so however slow this machine is
+        # its first run meets the hold: a dequeue answers a push at once, far within 8 s.
+        wait_for(lambda: Worker.all(connection=redis), timeout=60, what="the worker to register")
+        AccountThrottle(redis).hold(ACCOUNT_SID, 8.0)
+        lapses_at = time.time() + 8.0
+        receiver.post(receiver.url(), callback(recording))
         wait_for(lambda: Catalog(redis).get("voice", recording.sid).get("archived_at"), timeout=60, what="the archive")
     finally:
         worker.send_signal(signal.SIGTERM)
