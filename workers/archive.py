@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from workers.egress import Egress
 from workers.failures import TransientError
 
 CHUNK_BYTES = 64 * 1024
@@ -109,16 +110,18 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _raise_for_status(response: httpx.Response) -> None:
-    """httpx's own message quotes the full URL, and a signed media URL's query is a credential."""
+    """httpx's own message quotes the full URL, and a signed media URL's query is a credential.
+    The Host header names the host even when the request went to its address."""
     if response.is_error:
-        url = response.request.url.copy_with(query=None)
+        request = response.request
+        url = request.url.copy_with(query=None, netloc=request.headers["host"].encode("ascii"))
         raise httpx.HTTPStatusError(f"media answered {response.status_code} from {url}", request=response.request, response=response)
 
 
-def _stream(http: httpx.Client, url: str, fd: int, auth: tuple[str, str] | None) -> tuple[Stored, str | None]:
+def _stream(egress: Egress, url: str, fd: int, auth: tuple[str, str] | None) -> tuple[Stored, str | None]:
     sha = hashlib.sha256()
     size = 0
-    with http.stream("GET", url, auth=auth) as response:
+    with egress.stream(url, auth) as response:
         _raise_for_status(response)
         declared = response.headers.get("content-length")
         for chunk in response.iter_bytes(CHUNK_BYTES):
@@ -128,11 +131,11 @@ def _stream(http: httpx.Client, url: str, fd: int, auth: tuple[str, str] | None)
     return Stored(size, sha.hexdigest()), declared
 
 
-def download(http: httpx.Client, url: str, dest: Path, auth: tuple[str, str] | None, expected: int | None = None) -> Stored:
+def download(egress: Egress, url: str, dest: Path, auth: tuple[str, str] | None, expected: int | None = None) -> Stored:
     """Stream `url` into `dest`; the size must match Content-Length (and `expected` when known)."""
     fd, temp = _temp_beside(dest)
     try:
-        stored, declared = _stream(http, url, fd, auth)
+        stored, declared = _stream(egress, url, fd, auth)
         if declared is not None and int(declared) != stored.size:
             raise TransientError(f"media cut short: {stored.size} of {declared} bytes")
         if expected is not None and expected != stored.size:

@@ -16,6 +16,7 @@ from receiver.redis_client import sync_redis
 from receiver.settings import Settings, load_settings
 from workers.archive_claim import ArchiveClaims
 from workers.catalog import Catalog
+from workers.egress import Egress, origins
 from workers.job_stats import JobStats
 from workers.throttle import AccountThrottle
 from workers.twilio_rest import TwilioRest
@@ -65,12 +66,17 @@ class WorkerContext:
 
     @cached_property
     def http(self) -> httpx.Client:
-        # Cross-origin redirects drop the Authorization header in httpx, as a signed media URL needs.
+        # Never follows redirects itself: `egress` checks every hop before it is sent.
         timeout = httpx.Timeout(self.settings.twilio_timeout_seconds, read=60.0)
         hooks = {"response": [lambda response: self.stats.twilio_response(response.status_code)]}
         return httpx.Client(
-            timeout=timeout, follow_redirects=True, limits=httpx.Limits(max_connections=64), event_hooks=hooks
+            timeout=timeout, follow_redirects=False, limits=httpx.Limits(max_connections=64), event_hooks=hooks
         )
+
+    @cached_property
+    def egress(self) -> Egress:
+        s = self.settings
+        return Egress(self.http, origins((s.twilio_api_base_url, s.twilio_video_base_url, s.twilio_media_base_url)))
 
     def account(self, account_sid: str) -> Account:
         account = self.accounts.get(account_sid)

@@ -81,7 +81,7 @@ def _media(ctx: WorkerContext, location: MediaLocation, place: Placement) -> Sto
     the record) is kept, never fetched again: it was linked into place only once whole."""
     if place.media.exists():
         return digest(place.media)
-    return download(ctx.http, location.url, place.media, auth=location.auth, expected=location.expected_bytes)
+    return download(ctx.egress, location.url, place.media, auth=location.auth, expected=location.expected_bytes)
 
 
 def _fetch_while_downloading(

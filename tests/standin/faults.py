@@ -1,4 +1,4 @@
-"""Fault rules (error status, Retry-After, delay, hang) that the stand-in applies to matching requests."""
+"""Fault rules (error status, Retry-After, redirect, delay, hang) that the stand-in applies to matching requests."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ class Fault:
     retry_after: str | None = None
     delay_s: float = 0.0
     hang: bool = False
+    location: str | None = None  # with a 3xx status: where the answer redirects to
     pattern: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -40,7 +41,7 @@ class Fault:
         return {
             "method": self.method, "path_regex": self.path_regex, "status": self.status,
             "times": self.times, "retry_after": self.retry_after,
-            "delay_s": self.delay_s, "hang": self.hang,
+            "delay_s": self.delay_s, "hang": self.hang, "location": self.location,
         }
 
 

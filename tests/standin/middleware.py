@@ -82,6 +82,8 @@ class StandinMiddleware:
         return not client_gone
 
     async def _fault_response(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        if fault.location:
+            headers["Location"] = fault.location
         response = error_response(scope["path"], fault.status, headers=headers)
         await response(scope, receive, send)

@@ -217,8 +217,9 @@ class StandinState:
     # -- faults, latency and the request log ---------------------------------------
 
     def add_fault(self, method: str | None, path_regex: str, status: int, times: int = 1,
-                  retry_after: str | None = None, delay_s: float = 0.0, hang: bool = False) -> Fault:
-        fault = Fault(method, path_regex, status, times, retry_after, delay_s, hang)
+                  retry_after: str | None = None, delay_s: float = 0.0, hang: bool = False,
+                  location: str | None = None) -> Fault:
+        fault = Fault(method, path_regex, status, times, retry_after, delay_s, hang, location)
         with self.lock:
             self.faults.append(fault)
         return fault

@@ -1,8 +1,9 @@
 """Resolves a v1 `/Media` resource to the short-lived signed URL Twilio redirects to, and vets that URL.
 
 The signed URL is fetched without Twilio credentials (the storage behind it refuses requests
-that carry two kinds of auth), so it must be HTTPS, or on one of the hosts the operator configured
-for Twilio (a local mock). Its query is a credential in itself: it is never logged.
+that carry two kinds of auth). It must be on one of the hosts the operator configured for Twilio
+(a local mock), or HTTPS to a public address (`workers.egress`, which checks it again, resolved,
+with every redirect, when it is downloaded). Its query is a credential in itself: it is never logged.
 """
 
 from __future__ import annotations
@@ -15,19 +16,14 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from receiver.settings import Settings
+from workers import egress
 from workers.failures import PermanentError, TransientError
 from workers.sources import MediaLocation
 from workers.rest_calls import get
 
 
-def configured_origins(settings: Settings) -> frozenset[str]:
-    urls = (settings.twilio_api_base_url, settings.twilio_video_base_url, settings.twilio_media_base_url)
-    return frozenset(_origin(url) for url in urls)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+def configured_origins(settings: Settings) -> frozenset[egress.Origin]:
+    return egress.origins((settings.twilio_api_base_url, settings.twilio_video_base_url, settings.twilio_media_base_url))
 
 
 def _redirect_to(response: Response) -> str | None:
@@ -42,13 +38,11 @@ def _redirect_to(response: Response) -> str | None:
     return str(location) if location else None
 
 
-def vet(url: str, origins: frozenset[str]) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password or not parts.hostname:
-        raise PermanentError("refusing a signed media URL without a plain host")
-    if parts.scheme == "https" or _origin(url) in origins:
-        return url
-    raise PermanentError(f"refusing signed media URL on {parts.scheme}://{parts.hostname}: not HTTPS, not a configured host")
+def vet(url: str, origins: frozenset[egress.Origin]) -> str:
+    """Early, without DNS: a literal internal address or plain HTTP off the configured hosts fails here."""
+    what = "signed media URL on"
+    egress.screen(egress.parse(url, what), origins, what)
+    return url
 
 
 def resolve(client: Client, media_url: str, settings: Settings) -> str:
