@@ -38,7 +38,8 @@ async def attempt(brake: Brake, request: Request, name: str, check: Callable[[],
     where = client_of(request)
     standing = await run_in_threadpool(brake.standing, where, name)
     if standing.wait > 0:
-        log.warning("sign-in refused: too many failures", via=via, client=where, retry_after=standing.retry_after)
+        # Debug only: refusals come as fast as an attacker sends them; the failures (warnings) cannot.
+        log.debug("sign-in refused: too many failures", via=via, client=where, retry_after=standing.retry_after)
         return Braked(standing.retry_after)
     result = check()
     if result is None:
