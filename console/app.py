@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from redis.exceptions import RedisError
@@ -19,11 +20,14 @@ from console import api, confirm, context, login, pages
 from console.actions import Actions
 from console.auth import Authenticator
 from console.bind import auth_is_open, problems
+from console.brake import Brake, Policy
 from console.failures import FailureIndex
 from console.guard import Guard, is_machine_path
 from console.metrics import registry_for
 from console.queries import Recordings
 from console.render import Renderer
+from console.sessions import Sessions
+from console.signin import Doorman
 from receiver import logs
 from receiver.redis_client import sync_redis
 from receiver.settings import Settings, load_settings
@@ -59,6 +63,7 @@ def routes() -> list[Route | Mount]:
         Route("/login", login.login_page, methods=["GET"]),
         Route("/login", login.login_submit, methods=["POST"]),
         Route("/logout", login.logout, methods=["POST"]),
+        Route("/logout/everywhere", login.logout_everywhere, methods=["POST"]),
         Route("/api/overview", api.overview_json, methods=["GET"]),
         Route("/api/recordings", api.recordings_json, methods=["GET"]),
         Route("/api/recordings/{source:str}/{sid:str}", api.recording_json, methods=["GET"]),
@@ -74,8 +79,13 @@ def routes() -> list[Route | Mount]:
     ]
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The console for `settings.admin_host`; refuses a configuration `console.bind` refuses."""
+def create_app(
+    settings: Settings | None = None, brake_policy: Policy | None = None, clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The console for `settings.admin_host`; refuses a configuration `console.bind` refuses.
+
+    `brake_policy` and `clock` are for tests that play out the sign-in brake's delays.
+    """
     settings = settings or load_settings()
     errors = problems(settings, settings.admin_host)
     if errors:
@@ -84,12 +94,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     auth = Authenticator(settings, open_access)
     redis = sync_redis(settings, socket_timeout=5.0, socket_connect_timeout=3.0)
     failed = FailureIndex(redis, settings.queue_name)
+    brake, sessions = Brake(redis, brake_policy, clock), Sessions(redis, auth.max_age)
     console = context.Console(
         settings=settings, redis=redis, auth=auth, renderer=Renderer(open_access),
         recordings=Recordings(redis, settings.queue_name), failures=failed,
         actions=Actions(redis, settings.queue_name, settings.retry_max, failed),
-        metrics=registry_for(redis, settings.queue_name),
+        metrics=registry_for(redis, settings.queue_name), brake=brake, sessions=sessions,
     )
+    doorman = Doorman(auth, brake, sessions, settings.trusted_proxies)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -101,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis.close()
 
     app = Starlette(
-        routes=routes(), lifespan=lifespan, middleware=[Middleware(Guard, auth=auth)],
+        routes=routes(), lifespan=lifespan, middleware=[Middleware(Guard, auth=auth, doorman=doorman)],
         exception_handlers={HTTPException: _http_error, RedisError: _redis_error},
     )
     app.state.console = console

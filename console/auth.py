@@ -7,11 +7,12 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 
+from console.brake import TOKEN_NAME
 from receiver.settings import Settings
 
 SESSION_COOKIE = "rr_console_session"
@@ -24,7 +25,18 @@ _READ_METHODS = frozenset({"GET", "HEAD"})
 class Identity:
     user: str
     via: str  # "session", "open" (auth off), "token" (bearer), "basic" (reads only)
-    csrf: str = ""  # the session's CSRF token; empty where no cookie is involved
+    csrf: str = field(default="", repr=False)  # the session's CSRF token; empty where no cookie is involved
+    session: str = field(default="", repr=False)  # the server-side session's id; likewise
+
+
+@dataclass(frozen=True)
+class Presented:
+    """Credentials in the Authorization header, not yet checked: the brake looks first."""
+
+    via: str  # "token" (bearer) or "basic"
+    name: str  # what the brake counts failures under
+    user: str = ""
+    secret: str = field(default="", repr=False)
 
 
 def _equal(given: str, expected: str) -> bool:
@@ -66,18 +78,26 @@ class Authenticator:
             return f"{username.strip()[:40]} (token)" if username.strip() else "token"
         return None
 
-    def identify(self, request: Request) -> Identity | None:
+    def presented(self, request: Request) -> Presented | None:
+        """Header credentials this request would be judged by; None sends it to its session cookie."""
         header = request.headers.get("authorization", "")
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() == "bearer" and self.has_token:
-            return Identity("token", "token") if _equal(credentials.strip(), self.token) else None
+            return Presented("token", TOKEN_NAME, secret=credentials.strip())
         if scheme.lower() == "basic" and request.method in _READ_METHODS:
             # Browsers resend Basic credentials on their own, so they are good for reads only.
             user, password = _basic(credentials)
-            return Identity(user, "basic") if self.has_password and self.check_login(user, password) == user else None
-        return self.session(request.cookies.get(SESSION_COOKIE, ""))
+            return Presented("basic", user, user, password)
+        return None
+
+    def verify(self, presented: Presented) -> Identity | None:
+        if presented.via == "token":
+            return Identity("token", "token") if _equal(presented.secret, self.token) else None
+        user = presented.user
+        return Identity(user, "basic") if self.has_password and self.check_login(user, presented.secret) == user else None
 
     def session(self, cookie: str) -> Identity | None:
+        """The identity a signed cookie claims; whether its session still exists is `Sessions`' to say."""
         if not cookie:
             return None
         try:
@@ -86,16 +106,16 @@ class Authenticator:
             return None
         if not isinstance(data, dict) or data.get("g") != self._generation:
             return None
-        user, csrf = data.get("u"), data.get("c")
-        if not isinstance(user, str) or not isinstance(csrf, str) or not csrf:
+        user, csrf, session = data.get("u"), data.get("c"), data.get("s", "")
+        if not isinstance(user, str) or not isinstance(csrf, str) or not csrf or not isinstance(session, str):
             return None
-        return Identity(user, "open" if self.open else "session", csrf)
+        return Identity(user, "open" if self.open else "session", csrf, session)
 
-    def issue(self, user: str) -> tuple[str, Identity]:
-        """A new session (and so a new CSRF token) for `user`: the cookie value and its identity."""
+    def issue(self, user: str, session: str = "") -> tuple[str, Identity]:
+        """A new cookie (and so a new CSRF token) for `user` and its server-side session id."""
         csrf = secrets.token_urlsafe(32)
-        value = self._sessions.dumps({"u": user, "c": csrf, "g": self._generation})
-        return value, Identity(user, "open" if self.open else "session", csrf)
+        value = self._sessions.dumps({"u": user, "c": csrf, "g": self._generation, "s": session})
+        return value, Identity(user, "open" if self.open else "session", csrf, session)
 
     def cookie(self, request: Request, name: str, value: str, max_age: int | None = None) -> str:
         """A Set-Cookie value: HttpOnly, SameSite=Strict, and Secure over HTTPS or when configured."""

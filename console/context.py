@@ -13,9 +13,11 @@ from starlette.requests import Request
 
 from console.actions import Actions
 from console.auth import Authenticator
+from console.brake import Brake
 from console.failures import FailureIndex
 from console.queries import Recordings
 from console.render import Renderer
+from console.sessions import Sessions
 from receiver.settings import Settings
 
 T = TypeVar("T")
@@ -31,6 +33,8 @@ class Console:
     failures: FailureIndex
     actions: Actions
     metrics: CollectorRegistry
+    brake: Brake
+    sessions: Sessions
 
     @property
     def queue_name(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from redis.exceptions import RedisError
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import (
@@ -15,6 +16,10 @@ from starlette.responses import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console.auth import OPEN_USER, SESSION_COOKIE, Authenticator
+from console.signin import Braked, Doorman
+from receiver import logs
+
+log = logs.get("console.guard")
 
 PUBLIC_PATHS = frozenset({"/login", "/healthz", "/favicon.ico", "/static/console.css"})
 MACHINE_PREFIXES = ("/api/", "/metrics")
@@ -36,15 +41,17 @@ def is_machine_path(path: str) -> bool:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
+    def __init__(self, app: ASGIApp, auth: Authenticator, doorman: Doorman) -> None:
         self.app = app
         self.auth = auth
+        self.doorman = doorman
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        self.doorman.place(request)
         new_cookie = ""
 
         async def send_with_headers(message: Message) -> None:
@@ -61,7 +68,16 @@ class Guard:
             # Without auth, only a loopback name may reach us: a DNS-rebinding page cannot.
             await PlainTextResponse("host not allowed\n", status_code=400)(scope, receive, send_with_headers)
             return
-        identity = self.auth.identify(request)
+        try:
+            identity = await self.doorman.identify(request)
+        except RedisError as exc:
+            # Sessions and the brake live in Redis: without it nobody can be told apart.
+            log.warning("redis unavailable", error=type(exc).__name__, path=request.url.path)
+            await _unavailable(request)(scope, receive, send_with_headers)
+            return
+        if isinstance(identity, Braked):
+            await _braked(request, identity)(scope, receive, send_with_headers)
+            return
         if identity is None and self.auth.open:
             value, identity = self.auth.issue(OPEN_USER)
             new_cookie = self.auth.cookie(request, SESSION_COOKIE, value)
@@ -87,3 +103,18 @@ def _refuse(request: Request) -> Response:
         )
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def _braked(request: Request, braked: Braked) -> Response:
+    headers = {"retry-after": str(braked.retry_after)}
+    message = f"too many failed sign-in attempts from here or for this user; retry in {braked.retry_after} s"
+    if is_machine_path(request.url.path):
+        return JSONResponse({"error": message, "retry_after": braked.retry_after}, status_code=429, headers=headers)
+    return PlainTextResponse(message + "\n", status_code=429, headers=headers)
+
+
+def _unavailable(request: Request) -> Response:
+    message = "Redis is unreachable: sign-in cannot be checked right now"
+    if is_machine_path(request.url.path):
+        return JSONResponse({"error": message}, status_code=503)
+    return PlainTextResponse(message + "\n", status_code=503)

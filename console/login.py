@@ -1,57 +1,24 @@
-"""The login page, logout, and a brake on password guessing."""
+"""The login page, logout, and signing a user out of every browser at once."""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import re
 import secrets
-import time
-from collections import deque
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from console import context, csrf
 from console.auth import LOGIN_COOKIE, SESSION_COOKIE
 from console.render import safe_next, url
+from console.signin import Braked, attempt, client_of
 from receiver import logs
 
 log = logs.get("console.login")
 
-MAX_FAILURES = 10
-WINDOW_SECONDS = 600
-FAILURE_DELAY_SECONDS = 0.5
-
-
-class Throttle:
-    """Failed logins per client address in a sliding window, in this process (a brake, not a wall)."""
-
-    def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = {}
-
-    def blocked(self, client: str) -> bool:
-        recent = self._failures.get(client)
-        now = time.monotonic()
-        while recent and now - recent[0] > WINDOW_SECONDS:
-            recent.popleft()
-        return recent is not None and len(recent) >= MAX_FAILURES
-
-    def failed(self, client: str) -> None:
-        if len(self._failures) > 10_000:
-            self._failures.clear()  # Bounded memory under a spray from many addresses.
-        self._failures.setdefault(client, deque()).append(time.monotonic())
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
-
-
-throttle = Throttle()
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _form_page(request: Request, error: str = "", status: int = 200, username: str = "") -> Response:
@@ -84,19 +51,16 @@ async def login_submit(request: Request) -> Response:
     supplied, expected = str(form.get(csrf.FIELD) or ""), request.cookies.get(LOGIN_COOKIE, "")
     if not supplied or not expected or not hmac.compare_digest(supplied.encode(), expected.encode()):
         return _form_page(request, "The sign-in form expired. Please sign in again.", status=403, username=username)
-    client = _client(request)
-    if throttle.blocked(client):
-        log.warning("login refused: too many failures", client=client)
-        return _form_page(request, "Too many failed attempts. Wait a few minutes.", status=429, username=username)
-    user = console.auth.check_login(username, password)
+    user = await attempt(console.brake, request, username, lambda: console.auth.check_login(username, password), "form")
+    if isinstance(user, Braked):
+        page = _form_page(request, f"Too many failed attempts. Try again in {user.retry_after} s.", 429, username)
+        page.headers["retry-after"] = str(user.retry_after)
+        return page
     if user is None:
-        throttle.failed(client)
-        log.warning("login failed", username=username[:40], client=client)
-        await asyncio.sleep(FAILURE_DELAY_SECONDS)
         return _form_page(request, "Wrong username or password.", status=401, username=username)
-    throttle.succeeded(client)
-    value, _ = console.auth.issue(user)
-    log.info("login", user=user, client=client)
+    session = await run_in_threadpool(console.sessions.start, user)
+    value, _ = console.auth.issue(user, session)
+    log.info("login", user=user, client=client_of(request))
     response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
     response.headers.append("set-cookie", console.auth.cookie(request, SESSION_COOKIE, value))
     response.headers.append("set-cookie", console.auth.cookie(request, LOGIN_COOKIE, "", max_age=0))
@@ -106,7 +70,22 @@ async def login_submit(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     console = context.of(request)
     who, _ = await csrf.checked_form(request)
+    # Ended on the server, not only forgotten by this browser: a copied cookie is dead too.
+    await run_in_threadpool(console.sessions.end, who.session)
     log.info("logout", user=who.user)
-    response = RedirectResponse(url("/login", notice="logged_out"), status_code=303)
-    response.headers.append("set-cookie", console.auth.cookie(request, SESSION_COOKIE, "", max_age=0))
+    return _signed_out(request, "logged_out")
+
+
+async def logout_everywhere(request: Request) -> Response:
+    console = context.of(request)
+    who, _ = await csrf.checked_form(request)
+    await run_in_threadpool(console.sessions.end_all, who.user)
+    await run_in_threadpool(console.sessions.end, who.session)
+    log.info("logout everywhere", user=who.user)
+    return _signed_out(request, "logged_out_everywhere")
+
+
+def _signed_out(request: Request, notice: str) -> Response:
+    response = RedirectResponse(url("/login", notice=notice), status_code=303)
+    response.headers.append("set-cookie", context.of(request).auth.cookie(request, SESSION_COOKIE, "", max_age=0))
     return response

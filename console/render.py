@@ -20,6 +20,7 @@ NOTICES = {
     "discarded": "Discarded {n} job(s).",
     "not_failed": "That job is no longer in the failed list: someone may have replayed or discarded it already.",
     "logged_out": "You are signed out.",
+    "logged_out_everywhere": "You are signed out in every browser.",
 }
 
 

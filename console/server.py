@@ -8,6 +8,11 @@ from console.bind import problems
 from receiver import logs
 from receiver.settings import Settings
 
+# uvicorn would take X-Forwarded-For from any loopback peer and overwrite the client address with
+# it; `console.client` honours the header only from ADMIN_TRUSTED_PROXIES (and X-Forwarded-Proto,
+# for the cookies' Secure flag, from those and from a proxy on this host, as uvicorn did).
+UVICORN_OPTIONS: dict[str, object] = {"proxy_headers": False}
+
 
 def run(settings: Settings, host: str, port: int) -> None:
     """Serve the console until interrupted; exits with the reasons when the configuration is unsafe."""
@@ -18,11 +23,9 @@ def run(settings: Settings, host: str, port: int) -> None:
 
     app = create_app(settings.model_copy(update={"admin_host": host, "admin_port": port}))
     logs.get("console.server").info("console listening", url=f"http://{_url_host(host)}:{port}/")
-    # proxy_headers stays on (uvicorn trusts FORWARDED_ALLOW_IPS, loopback by default) so that a TLS
-    # proxy on the same host makes cookies Secure through X-Forwarded-Proto.
     uvicorn.run(
         app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False,
-        server_header=False, timeout_graceful_shutdown=5,
+        server_header=False, timeout_graceful_shutdown=5, proxy_headers=False,
     )
 
 

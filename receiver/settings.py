@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, TypeAlias
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -98,6 +101,9 @@ class Settings(BaseSettings):
         default=False, description="Always mark console cookies Secure (they are whenever a request arrives over HTTPS)"
     )
     admin_session_hours: float = Field(default=12.0, gt=0, description="How long a console login lasts")
+    # Comma-separated IPs or CIDRs of proxies in front of the console. Only from these does the
+    # console believe X-Forwarded-For (the sign-in brake counts per client address); empty: none.
+    admin_trusted_proxies: str = ""
 
     # Reconciler: lists recordings at Twilio and queues those no callback brought.
     # Seconds between scheduled passes; 0 turns the schedule off (`reconcile` still works).
@@ -138,6 +144,11 @@ class Settings(BaseSettings):
         # may carry is masked here, where the SecretStr fields mask themselves.
         for name, value in super().__repr_args__():
             yield name, (mask_url_password(value) if name == "redis_url" and isinstance(value, str) else value)
+    @field_validator("admin_trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        _networks(value)  # fail at startup, not at the first sign-in
+        return value
 
     @property
     def redis_configured(self) -> bool:
@@ -146,6 +157,10 @@ class Settings(BaseSettings):
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         return _sentinel_addresses(self.redis_sentinels or "")
+
+    @property
+    def trusted_proxies(self) -> tuple[IPNetwork, ...]:
+        return _networks(self.admin_trusted_proxies)
 
     @property
     def storage_path(self) -> Path:
@@ -177,6 +192,12 @@ def _sentinel_addresses(value: str) -> list[tuple[str, int]]:
 def mask_url_password(url: str) -> str:
     """`redis://user:secret@host/0` → `redis://user:***@host/0`; a URL without a password unchanged."""
     return re.sub(r"^([a-z][a-z0-9+.-]*://[^/?#@:]*):[^/?#]*@", r"\1:***@", url, flags=re.IGNORECASE)
+def _networks(value: str) -> tuple[IPNetwork, ...]:
+    """`10.0.0.1, 10.1.0.0/16, ::1` → networks; a bare address is a network of one."""
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"ADMIN_TRUSTED_PROXIES: {exc}") from None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -26,14 +26,15 @@ def console_settings(make_settings: Callable[..., Settings]) -> Callable[..., Se
 
 
 @pytest.fixture
-def start_console() -> Iterator[Callable[[Settings], str]]:
-    """Serve the console app on a free loopback port; returns its base URL."""
+def start_console() -> Iterator[Callable[..., str]]:
+    """Serve the console app as `recording-receiver admin` does, on a free loopback port; returns its base URL."""
     stack = contextlib.ExitStack()
 
-    def start(settings: Settings) -> str:
+    def start(settings: Settings, **app_options: Any) -> str:
         from console.app import create_app
+        from console.server import UVICORN_OPTIONS
 
-        return stack.enter_context(serve_app(create_app(settings)))
+        return stack.enter_context(serve_app(create_app(settings, **app_options), **UVICORN_OPTIONS))
 
     with stack:
         yield start

@@ -23,6 +23,19 @@ SECRET_KEY = "test-console-secret-key"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
+class Clock:
+    """A clock the sign-in brake reads, moved only by the test: delays play out without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def csrf_token(html: str) -> str:
     match = _CSRF.search(html)
     assert match, "no CSRF token on the page"

@@ -10,15 +10,17 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from console import bind, login, server
+from console import bind, server
 from console.app import create_app
 from console.auth import Authenticator
+from console.brake import Policy
 from receiver.settings import Settings
 from tests.console.helpers import (
     PASSWORD,
     SECRET_KEY,
     TOKEN,
     USER,
+    Clock,
     csrf_token,
     fail_job,
     seed,
@@ -86,21 +88,20 @@ def test_every_action_refuses_a_missing_or_wrong_csrf_token(
 
 
 def test_login_with_a_wrong_password_fails_and_guessing_is_slowed(
-    console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], monkeypatch: pytest.MonkeyPatch,
+    console_settings: Callable[..., Settings], start_console: Callable[..., str],
 ) -> None:
-    monkeypatch.setattr(login, "FAILURE_DELAY_SECONDS", 0)
-    monkeypatch.setattr(login, "throttle", login.Throttle())
-    base = start_console(console_settings())
+    base = start_console(console_settings(), clock=Clock())
     with httpx.Client(base_url=base, timeout=10) as client:
         token = csrf_token(client.get("/login").text)
         wrong = client.post("/login", data={"username": USER, "password": "guess", "csrf_token": token})
         assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
         assert "rr_console_session" not in client.cookies
         assert client.get("/", follow_redirects=False).status_code == 303
-        for _ in range(login.MAX_FAILURES):
+        for _ in range(Policy().client_free):
             client.post("/login", data={"username": USER, "password": "guess", "csrf_token": token})
         blocked = client.post("/login", data={"username": USER, "password": PASSWORD, "csrf_token": token})
-        assert blocked.status_code == 429
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+        assert "Too many failed attempts" in blocked.text and "rr_console_session" not in client.cookies
 
 
 def test_session_cookie_is_httponly_samesite_strict_and_secure_over_https(
