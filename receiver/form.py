@@ -52,6 +52,11 @@ def _unquote(text: str) -> str:
     return "".join(out)
 
 
+def too_many_fields(raw: bytes, limit: int) -> bool:
+    """True when `raw` may hold more than `limit` fields; one C-level count, nothing decoded."""
+    return raw.count(b"&") >= limit
+
+
 def parse_params(raw: bytes | str) -> Params:
     """Decode strictly: a body that is not UTF-8 cannot have been signed by Twilio.
 
