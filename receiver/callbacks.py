@@ -12,9 +12,9 @@ from receiver.asgi_io import BodyTimeout, BodyTooLarge, ClientGone, Incoming, Re
 from receiver.body_deadline import BodyDeadlines
 from receiver.counters import Counters
 from receiver.delivery import SPOOLED, Delivery, SpoolUnavailable
-from receiver.errors import BadCallback
+from receiver.errors import BadCallback, TooManyFields
 from receiver.events import RecordingEvent, Source
-from receiver.form import Params, parse_params, too_many_fields
+from receiver.form import Params, parse_params
 from receiver.settings import Settings
 from receiver.signature import MISMATCH, SETTINGS_HEADER, SIGNATURE_HEADER, algorithm_of, candidate_secrets, verify
 from receiver.signature_diagnosis import Doctor
@@ -92,6 +92,8 @@ class CallbackEndpoint:
             checked = await self._handle(incoming, receive)
         except BodyTooLarge:
             checked = await self._reject(413, "body too large", "rejected_input")
+        except TooManyFields:
+            checked = await self._reject(413, f"more than {self.deps.settings.max_form_fields} fields", "rejected_input")
         except BodyTimeout:
             checked = await self._body_timeout()
         except ClientGone:
@@ -125,9 +127,7 @@ class CallbackEndpoint:
         """The params as signed (form params, or the raw JSON text), as parsed, and the body's size."""
         settings = self.deps.settings
         if incoming.method in ("GET", "HEAD"):
-            if too_many_fields(incoming.query_string, settings.max_form_fields):
-                return await self._too_many_fields()
-            return Params(), parse_params(incoming.query_string), 0
+            return Params(), parse_params(incoming.query_string, settings.max_form_fields), 0
         ctype = incoming.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in (_FORM, _JSON):
             return await self._reject(415, f"unsupported content type {ctype[:60]!r}", "rejected_input")
@@ -138,16 +138,11 @@ class CallbackEndpoint:
             except UnicodeDecodeError:
                 return await self._reject(403, "forbidden", "rejected_signature", "body is not UTF-8")
             if len(params) > settings.max_form_fields:
-                return await self._too_many_fields()
+                raise TooManyFields()
             return text, params, len(body)
-        # Counted before parsing: every field costs parsing, sorting and hashing, once per secret.
-        if too_many_fields(body, settings.max_form_fields):
-            return await self._too_many_fields()
-        params = parse_params(body)
+        # Bounded: every field costs parsing, then sorting and hashing once per secret and variant.
+        params = parse_params(body, settings.max_form_fields)
         return params, params, len(body)
-
-    async def _too_many_fields(self) -> Answer:
-        return await self._reject(413, f"more than {self.deps.settings.max_form_fields} fields", "rejected_input")
 
     async def _handle(self, incoming: Incoming, receive: Receive) -> Answer | tuple[RecordingEvent, str | None]:
         """An answer, or a verified event to enqueue and the secret it was signed with."""

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from receiver.asgi_io import BodyTimeout, read_body
 from receiver.body_deadline import BodyDeadlines
-from receiver.errors import BadCallback
+from receiver.errors import BadCallback, TooManyFields
 from receiver.events import Origin, RecordingEvent, Source, Status
 from twilio.request_validator import RequestValidator
 
@@ -189,3 +189,9 @@ def test_the_diagnosis_budget_refills_at_its_rate() -> None:
     now[0] = 100.0  # a long quiet spell refills only up to the burst
     assert [budget.take() for _ in range(3)] == [True, True, False]
     assert DiagnosisBudget(0.0, clock=lambda: now[0]).take() is False
+
+
+def test_more_fields_than_allowed_are_refused_before_parsing() -> None:
+    assert parse_params(b"a=1&b=2", max_fields=2) == {"a": ["1"], "b": ["2"]}
+    with pytest.raises(TooManyFields):
+        parse_params(b"a=1&b=2&c=%ff", max_fields=2)  # refused before the bad escape is seen

@@ -44,6 +44,7 @@ def _fields(size: int, count: int, unit: str = "v") -> bytes:
 SHAPES: dict[str, Callable[[Settings], bytes]] = {
     "max size, max fields": lambda s: _fields(s.max_body_bytes, _max_fields(s)),
     "max size, escapes": lambda s: _fields(s.max_body_bytes, _max_fields(s), "%41"),
+    "max size, 3,000 fields": lambda s: _fields(s.max_body_bytes, 3000),
     "4 KB, 60 fields (diagnosable)": lambda s: _fields(4000, 60),
     "issue 14: 51 KB, 6,500 fields": lambda s: _fields(51_000, 6_500),
 }
