@@ -13,6 +13,7 @@ from starlette.routing import Route
 from receiver import logs
 from receiver.accounts import load_accounts
 from receiver.asgi_io import Receive, Scope, Send
+from receiver.body_deadline import BodyDeadlines
 from receiver.callbacks import CallbackEndpoint, Deps
 from receiver.command_pipe import CommandPipe
 from receiver.counters import Counters
@@ -24,6 +25,7 @@ from receiver.health import healthz, readyz
 from receiver.job_template import JobTemplate
 from receiver.redis_client import aclose, async_redis
 from receiver.settings import Settings, load_settings
+from receiver.signature_diagnosis import Doctor
 from receiver.sources import Parser, legacy, media, video, voice
 
 PARSERS: dict[Source, Parser] = {
@@ -53,7 +55,10 @@ def create_app(settings: Settings | None = None) -> FastPath:
         observe=counters.observe_batch,
     )
     delivery = Delivery(enqueuer, spool, settings.spool_after_seconds, redis)
-    deps = Deps(settings=settings, accounts=accounts, delivery=delivery, counters=counters)
+    deps = Deps(
+        settings=settings, accounts=accounts, delivery=delivery, counters=counters,
+        deadlines=BodyDeadlines(settings.body_timeout_seconds), doctor=Doctor(settings.signature_diagnoses_per_second),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -66,7 +71,11 @@ def create_app(settings: Settings | None = None) -> FastPath:
         gc.collect()
         gc.freeze()
         gc.set_threshold(10_000, 20, 50)
-        background = [asyncio.create_task(delivery.run_drainer()), asyncio.create_task(deps.counters.run_flusher())]
+        background = [
+            asyncio.create_task(delivery.run_drainer()),
+            asyncio.create_task(deps.counters.run_flusher()),
+            asyncio.create_task(deps.deadlines.run()),
+        ]
         yield
         for task in background:
             task.cancel()

@@ -6,15 +6,28 @@ than the work they wrap (profiled: about a fifth of a callback's time), so it sp
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["BodyTooLarge", "Incoming", "Receive", "Scope", "Send", "read_body", "reply"]
+__all__ = ["BODY_DEADLINE", "BodyTimeout", "BodyTooLarge", "ClientGone", "Incoming", "Receive", "Scope", "Send", "read_body", "reply"]
+
+
+# The message BodyDeadlines cancels a late read with; any other cancellation is not a timeout.
+BODY_DEADLINE = "body deadline"
 
 
 class BodyTooLarge(Exception):
     pass
+
+
+class BodyTimeout(Exception):
+    """The client sent its headers but not the whole body in time (answered 408, connection closed)."""
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending its whole body."""
 
 
 @dataclass(slots=True)
@@ -43,26 +56,38 @@ class Incoming:
 
 
 async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
-    """The whole body, refusing it as soon as it passes `limit` (declared or actual)."""
+    """The whole body, refusing it as soon as it passes `limit` (declared or actual).
+
+    Raises BodyTooLarge; BodyTimeout when BodyDeadlines cancels the read; ClientGone when the
+    client disconnects first, since a partial body is nobody's callback, forged or not.
+    """
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge()
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+    except asyncio.CancelledError as exc:
+        if exc.args != (BODY_DEADLINE,):
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # ours, and answered: the request goes on to its 408
+        raise BodyTimeout() from None
 
 
-async def reply(send: Send, status: int, reason: str = "") -> None:
+async def reply(send: Send, status: int, reason: str = "", close: bool = False) -> None:
+    """`close` ends the connection after the answer (uvicorn honours `Connection: close`)."""
     if status == 204:  # no Content-Length: RFC 9110 forbids it on a 204
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -71,5 +96,7 @@ async def reply(send: Send, status: int, reason: str = "") -> None:
     headers = [(b"content-length", str(len(body)).encode())]
     if body:
         headers.append((b"content-type", b"text/plain; charset=utf-8"))
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -8,15 +8,16 @@ from dataclasses import dataclass
 
 from receiver import logs
 from receiver.accounts import AccountBook
-from receiver.asgi_io import BodyTooLarge, Incoming, Receive, Scope, Send, read_body, reply
+from receiver.asgi_io import BodyTimeout, BodyTooLarge, ClientGone, Incoming, Receive, Scope, Send, read_body, reply
+from receiver.body_deadline import BodyDeadlines
 from receiver.counters import Counters
 from receiver.delivery import SPOOLED, Delivery, SpoolUnavailable
-from receiver.errors import BadCallback
+from receiver.errors import BadCallback, TooManyFields
 from receiver.events import RecordingEvent, Source
 from receiver.form import Params, parse_params
 from receiver.settings import Settings
 from receiver.signature import MISMATCH, SETTINGS_HEADER, SIGNATURE_HEADER, algorithm_of, candidate_secrets, verify
-from receiver.signature_diagnosis import diagnose
+from receiver.signature_diagnosis import Doctor
 from receiver.signed_url import RequestLine, redact, signed_url
 from receiver.sources import Ignored, Parser
 
@@ -34,12 +35,15 @@ class Deps:
     accounts: AccountBook
     delivery: Delivery
     counters: Counters
+    deadlines: BodyDeadlines
+    doctor: Doctor
 
 
 @dataclass(slots=True)
 class Answer:
     status: int
     reason: str = ""
+    close: bool = False
 
 
 NO_CONTENT = Answer(204)
@@ -88,10 +92,28 @@ class CallbackEndpoint:
             checked = await self._handle(incoming, receive)
         except BodyTooLarge:
             checked = await self._reject(413, "body too large", "rejected_input")
+        except TooManyFields:
+            checked = await self._reject(413, f"more than {self.deps.settings.max_form_fields} fields", "rejected_input")
+        except BodyTimeout:
+            checked = await self._body_timeout()
+        except ClientGone:
+            await self._client_gone()
+            return
         # Enqueued from here rather than from inside _handle: the request then waits on Redis
         # two coroutine frames deep instead of five, and each frame is paid again on wake-up.
         answer = checked if isinstance(checked, Answer) else await self._enqueue(checked[0], checked[1])
-        await reply(send, answer.status, answer.reason)
+        await reply(send, answer.status, answer.reason, answer.close)
+
+    async def _body_timeout(self) -> Answer:
+        seconds = self.deps.deadlines.timeout
+        answer = await self._reject(408, f"body not received within {seconds:g} s", "rejected_input")
+        # Closed: the rest of that body may still come, and would be read as the next request.
+        return Answer(answer.status, answer.reason, close=True)
+
+    async def _client_gone(self) -> None:
+        """Nobody to answer, and no signature to blame: counted apart from forgeries."""
+        log.info("callback abandoned", source=self.source.value, reason="client disconnected before the whole body")
+        await self.deps.counters.count(self.source.value, "client_disconnected")
 
     async def _reject(
         self, status: int, reason: str, verdict: str, signature_reason: str | None = None, **context: str
@@ -101,22 +123,26 @@ class CallbackEndpoint:
         await self.deps.counters.count(self.source.value, verdict, signature_reason)
         return Answer(status, reason)
 
-    async def _read(self, incoming: Incoming, receive: Receive) -> tuple[Params | str, Params] | Answer:
-        """The params as signed (form params, or the raw JSON text) and as parsed."""
+    async def _read(self, incoming: Incoming, receive: Receive) -> tuple[Params | str, Params, int] | Answer:
+        """The params as signed (form params, or the raw JSON text), as parsed, and the body's size."""
+        settings = self.deps.settings
         if incoming.method in ("GET", "HEAD"):
-            params = parse_params(incoming.query_string)
-            return Params(), params
+            return Params(), parse_params(incoming.query_string, settings.max_form_fields), 0
         ctype = incoming.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in (_FORM, _JSON):
             return await self._reject(415, f"unsupported content type {ctype[:60]!r}", "rejected_input")
-        body = await read_body(receive, incoming.headers.get("content-length"), self.deps.settings.max_body_bytes)
+        body = await read_body(receive, incoming.headers.get("content-length"), settings.max_body_bytes)
         if ctype == _JSON:
             try:
-                return body.decode("utf-8"), _json_params(body)
+                text, params = body.decode("utf-8"), _json_params(body)
             except UnicodeDecodeError:
                 return await self._reject(403, "forbidden", "rejected_signature", "body is not UTF-8")
-        params = parse_params(body)
-        return params, params
+            if len(params) > settings.max_form_fields:
+                raise TooManyFields()
+            return text, params, len(body)
+        # Bounded: every field costs parsing, then sorting and hashing once per secret and variant.
+        params = parse_params(body, settings.max_form_fields)
+        return params, params, len(body)
 
     async def _handle(self, incoming: Incoming, receive: Receive) -> Answer | tuple[RecordingEvent, str | None]:
         """An answer, or a verified event to enqueue and the secret it was signed with."""
@@ -127,7 +153,7 @@ class CallbackEndpoint:
             return await self._reject(403, "forbidden", "rejected_signature", exc.reason)
         if isinstance(read, Answer):
             return read
-        signed_params, params = read
+        signed_params, params, body_bytes = read
         settings = self.deps.settings
         line = _request_line(incoming)
         url = signed_url(line, settings.public_base_url, settings.trust_proxy_headers)
@@ -139,7 +165,8 @@ class CallbackEndpoint:
             likely = ""
             if verdict.reason == MISMATCH and signature:
                 secrets = candidate_secrets(settings_header, tokens, settings.twilio_webhook_shared_keys)
-                likely = diagnose(url, line, signed_params, signature, algorithm_of(settings_header), secrets)
+                algorithm = algorithm_of(settings_header)
+                likely = self.deps.doctor.explain(url, line, signed_params, body_bytes, signature, algorithm, secrets)
             return await self._reject(
                 403, "forbidden", "rejected_signature", verdict.reason, url=redact(url), likely_difference=likely
             )

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+class TooManyFields(Exception):
+    """More form fields than any callback has (answered 413, before any signature work).
+
+    Not a ValueError: parsing turns those into BadCallback, a 403.
+    """
+
+
 class BadCallback(ValueError):
     """A callback that is signed correctly but cannot be understood (answered 400)."""
 

@@ -66,7 +66,15 @@ class Settings(BaseSettings):
     media_format: Literal["wav", "mp3"] = "wav"
 
     # Receiver behaviour.
-    max_body_bytes: int = 64 * 1024
+    # Twilio's callbacks are under 4 KB with a few dozen fields: a body far beyond that is not
+    # one, and every byte and field of it is work the signature check would do for nothing.
+    max_body_bytes: int = Field(default=16 * 1024, gt=0)
+    max_form_fields: int = Field(default=100, gt=0)
+    # A client that sent its headers has this long to send the whole body, then gets 408.
+    body_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Signature failures explained per second and process (each re-checks a dozen URL variants);
+    # beyond it the 403's log line says "diagnosis skipped". 0 turns the explanation off.
+    signature_diagnoses_per_second: float = Field(default=10.0, ge=0)
     queue_name: str = "recordings"
     # Must outlive every RQ job and retry, so a late duplicate is still recognised.
     ledger_ttl_seconds: int = 90 * 24 * 3600

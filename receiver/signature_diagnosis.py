@@ -2,11 +2,14 @@
 
 Behind a proxy the usual answer is the scheme, host or port; this saves the operator from
 guessing. Only URL variants are tried, with the same secrets: nothing secret is ever logged.
+Each diagnosis re-checks the signature a dozen times, so a forger must not be able to order them
+at will: only callback-sized bodies are diagnosed, and only so many a second (`Doctor`).
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+import time
+from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import SecretStr
@@ -53,3 +56,54 @@ def diagnose(
     except (UnicodeError, ValueError, TypeError):
         return "request cannot be verified"
     return "token or parameters: no URL variant matches; check the auth token and that nothing rewrote the body"
+
+
+# Twilio's callbacks are under 4 KB with a few dozen fields; a bigger body is not a misrouted one.
+DIAGNOSE_MAX_BYTES = 4096
+DIAGNOSE_MAX_FIELDS = 64
+
+
+class DiagnosisBudget:
+    """A token bucket: `rate` diagnoses a second on average, at most max(rate, 1) in a burst."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate = rate
+        self._capacity = max(rate, 1.0) if rate > 0 else 0.0
+        self._tokens = self._capacity
+        self._clock = clock
+        self._last = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+class Doctor:
+    """Explains signature failures within a budget; one per process, shared by every route."""
+
+    def __init__(self, per_second: float) -> None:
+        self.budget = DiagnosisBudget(per_second)
+        self.per_second = per_second
+
+    def explain(
+        self,
+        url: str,
+        line: RequestLine,
+        params: Params | str,
+        body_bytes: int,
+        signature: str,
+        algorithm: str | None,
+        secrets: Sequence[tuple[str, SecretStr]],
+    ) -> str:
+        """What `diagnose` says, or why it was not asked (the log line says which)."""
+        fields = len(params) if isinstance(params, Params) else 0
+        if body_bytes > DIAGNOSE_MAX_BYTES or fields > DIAGNOSE_MAX_FIELDS:
+            return f"diagnosis skipped: {body_bytes} bytes, {fields} fields is larger than any callback"
+        if not self.budget.take():
+            return f"diagnosis skipped: over {self.per_second:g} a second"
+        return diagnose(url, line, params, signature, algorithm, secrets)

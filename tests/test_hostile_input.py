@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Callable
+import socket
+from typing import Any, Callable
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from pydantic import SecretStr
 from redis import Redis
+from twilio.request_validator import RequestValidator
 
+from receiver import callbacks, signature_diagnosis, stats
 from receiver.form import parse_params
 from receiver.settings import Settings
 from receiver.signature_diagnosis import diagnose
 from receiver.signed_url import RequestLine
 from tests.conftest import AUTH_TOKEN, Receiver
+from tests.servers import wait_for
 from tests.test_receiver_voice import queued_payloads, voice
 from tests.twilio_signing import body_sha256, sign, sign_sha256
 
@@ -122,3 +126,107 @@ def test_random_requests_never_5xx_and_never_queue(
     response = httpx.request(method, receiver.url() + suffix, content=body if method not in ("GET", "HEAD") else None, headers=headers)
     assert response.status_code < 500
     assert redis.llen("rq:queue:recordings") == 0
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def doctor_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each URL variant the signature doctor re-validates in the in-process receiver."""
+    checks: list[str] = []
+
+    class Counting(RequestValidator):
+        def validate(self, uri: str, *args: Any, **kwargs: Any) -> bool:
+            checks.append(uri)
+            return bool(super().validate(uri, *args, **kwargs))
+
+    monkeypatch.setattr(signature_diagnosis, "RequestValidator", Counting)
+    return checks
+
+
+def forged(receiver: Receiver, body: bytes) -> httpx.Response:
+    signature = sign("not-the-token", receiver.url(), [])
+    return httpx.post(receiver.url(), content=body, headers={**FORM, "X-Twilio-Signature": signature}, timeout=10)
+
+
+def test_thousands_of_fields_are_refused_before_any_signature_work(
+    receiver: Receiver, redis: Redis, doctor_checks: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verified: list[str] = []
+    real_verify = callbacks.verify
+
+    def counted_verify(url: str, *args: Any) -> Any:
+        verified.append(url)
+        return real_verify(url, *args)
+
+    monkeypatch.setattr(callbacks, "verify", counted_verify)
+    body = httpx.QueryParams(voice()).__str__().encode() + b"&F=1" * 3000  # 13 KB: under the size limit
+    response = forged(receiver, body)
+    assert response.status_code == 413 and "more than 100 fields" in response.text
+    assert verified == [] and doctor_checks == []
+    assert redis.hlen(stats.SIGNATURE_FAILURES) == 0
+
+
+def test_only_callback_sized_bodies_are_diagnosed(receiver: Receiver, doctor_checks: list[str]) -> None:
+    small = httpx.QueryParams(voice()).__str__().encode()
+    assert forged(receiver, small).status_code == 403
+    diagnosed = len(doctor_checks)
+    assert diagnosed > 1  # one signature check per URL variant
+    padded = small + b"&Padding=" + b"x" * 5000  # a dozen fields, but no callback is 5 KB
+    assert forged(receiver, padded).status_code == 403
+    assert len(doctor_checks) == diagnosed
+
+
+def test_diagnoses_are_rate_limited(
+    make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], doctor_checks: list[str]
+) -> None:
+    # One diagnosis, then the next token is 1,000 s away: no clock in the test can reach it.
+    receiver = start_receiver(make_settings(signature_diagnoses_per_second=0.001))
+    small = httpx.QueryParams(voice()).__str__().encode()
+    assert forged(receiver, small).status_code == 403
+    diagnosed = len(doctor_checks)
+    assert diagnosed > 1
+    assert [forged(receiver, small).status_code for _ in range(3)] == [403, 403, 403]
+    assert len(doctor_checks) == diagnosed
+
+
+def raw_request(receiver: Receiver, content_length: int, body: bytes) -> socket.socket:
+    """A connection that sent a voice callback's headers and `body`, then nothing more."""
+    host, port = receiver.base_url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=15)
+    sock.sendall(
+        f"POST /twilio/recordings/voice HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {content_length}\r\n"
+        f"X-Twilio-Signature: {sign(AUTH_TOKEN, receiver.url(), [])}\r\n\r\n".encode() + body
+    )
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes; the socket's timeout turns a hang into a failure."""
+    answer = b""
+    while chunk := sock.recv(4096):
+        answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("sent", [b"", b"AccountSid=AC"])
+def test_a_stalled_body_gets_408_and_the_connection_is_closed(
+    make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], redis: Redis, sent: bytes
+) -> None:
+    receiver = start_receiver(make_settings(body_timeout_seconds=0.2))
+    with raw_request(receiver, 500, sent) as sock:
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"connection: close" in answer.lower()
+    assert redis.hlen(stats.SIGNATURE_FAILURES) == 0
+
+
+def test_a_client_leaving_mid_body_is_not_a_signature_failure(receiver: Receiver, redis: Redis) -> None:
+    with raw_request(receiver, 500, b"AccountSid=AC&RecordingSid=RE"):
+        pass
+    field = stats.callback_field("voice", "-", "client_disconnected")
+    wait_for(lambda: redis.hget(stats.CALLBACKS, field) == b"1", what="the disconnect to be counted")
+    assert redis.hlen(stats.SIGNATURE_FAILURES) == 0
+    assert redis.hget(stats.CALLBACKS, stats.callback_field("voice", "-", "rejected_signature")) is None

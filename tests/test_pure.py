@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
 from pydantic import SecretStr
 
-from receiver.errors import BadCallback
+from receiver.asgi_io import BodyTimeout, read_body
+from receiver.body_deadline import BodyDeadlines
+from receiver.errors import BadCallback, TooManyFields
 from receiver.events import Origin, RecordingEvent, Source, Status
 from twilio.request_validator import RequestValidator
 
 from receiver.form import Params, parse_params
 from receiver.job_template import rq_time_at
 from receiver.signature import form_signature, verify
+from receiver.signature_diagnosis import DiagnosisBudget
 from receiver.signed_url import RequestLine, redact, signed_url
 from receiver.sources import Ignored, voice
 
@@ -146,3 +150,48 @@ def test_rq_time_at_matches_rqs_own_format(epoch: float) -> None:
     from rq.utils import utcformat
 
     assert rq_time_at(epoch) == utcformat(datetime.fromtimestamp(epoch, timezone.utc))
+
+
+def test_a_body_read_times_out_after_its_sweeps_and_no_sooner() -> None:
+    async def scenario() -> None:
+        deadlines = BodyDeadlines(5.0)
+        never = asyncio.Event()
+
+        async def stalled() -> dict[str, object]:
+            await never.wait()
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def endpoint() -> bytes:  # read_body a few awaits down, as under uvicorn
+            return await read_body(stalled, "10", 100)
+
+        reading = asyncio.create_task(endpoint())
+        other = asyncio.create_task(read_body(stalled, "10", 100))
+        await asyncio.sleep(0)  # a yield, not a wait: both reads are now parked in receive()
+        assert [deadlines.sweep() for _ in range(BodyDeadlines.SWEEPS_PER_TIMEOUT)] == [0] * BodyDeadlines.SWEEPS_PER_TIMEOUT
+        other.cancel()  # a cancellation that is not the deadline's (shutdown) stays one
+        with pytest.raises(asyncio.CancelledError):
+            await other
+        assert not reading.done()
+        assert deadlines.sweep() == 1
+        with pytest.raises(BodyTimeout):
+            await reading
+        assert deadlines.sweep() == 0
+
+    asyncio.run(scenario())
+
+
+def test_the_diagnosis_budget_refills_at_its_rate() -> None:
+    now = [0.0]
+    budget = DiagnosisBudget(2.0, clock=lambda: now[0])
+    assert [budget.take() for _ in range(3)] == [True, True, False]
+    now[0] = 0.5
+    assert [budget.take() for _ in range(2)] == [True, False]
+    now[0] = 100.0  # a long quiet spell refills only up to the burst
+    assert [budget.take() for _ in range(3)] == [True, True, False]
+    assert DiagnosisBudget(0.0, clock=lambda: now[0]).take() is False
+
+
+def test_more_fields_than_allowed_are_refused_before_parsing() -> None:
+    assert parse_params(b"a=1&b=2", max_fields=2) == {"a": ["1"], "b": ["2"]}
+    with pytest.raises(TooManyFields):
+        parse_params(b"a=1&b=2&c=%ff", max_fields=2)  # refused before the bad escape is seen
