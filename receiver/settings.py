@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Iterator, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+REDACTED = "***"
+
+
 class Settings(BaseSettings):
-    """Configuration of every role. Secrets are `SecretStr`, so a repr or log never shows them."""
+    """Configuration of every role. Secrets are `SecretStr`, so a repr or log never shows them;
+    REDIS_URL stays a plain string (every Redis client takes it as one) and is redacted in the repr."""
 
     # An empty variable (`STORAGE_DIR=`) means unset, not "the current directory" or an empty secret.
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True, env_ignore_empty=True)
@@ -123,6 +128,10 @@ class Settings(BaseSettings):
             _sentinel_addresses(value)  # fail at startup, not at the first Redis call
         return value
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "redis_url" and isinstance(value, str) else value
+
     @property
     def redis_configured(self) -> bool:
         return bool(self.redis_url or self.redis_sentinels)
@@ -138,6 +147,23 @@ class Settings(BaseSettings):
     @property
     def spool_path(self) -> Path:
         return (self.spool_dir or self.data_dir / "spool") / "events.sqlite3"
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (in the user part or a `password=` query) shown as ***, for any
+    repr, log line, banner or error that names a Redis."""
+    parts = urlsplit(url)
+    netloc, query = parts.netloc, parts.query
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:{REDACTED}@{netloc.rpartition('@')[2]}"
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(key == "password" for key, _ in pairs):
+        query = urlencode([(key, REDACTED if key == "password" else value) for key, value in pairs], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    # Spelled out rather than urlunsplit, which drops the `//` of a socket URL (unix:///path).
+    tail = (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    return f"{parts.scheme}://{netloc}{parts.path}{tail}"
 
 
 def _sentinel_addresses(value: str) -> list[tuple[str, int]]:
