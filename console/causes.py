@@ -44,6 +44,9 @@ def explain(line: str) -> str:
     kind = headline(line).partition(":")[0]
     if kind in _EXPLAIN:
         return _EXPLAIN[kind]
+    if "JobRefused" in line:
+        return ("The job named a function the workers do not run, so it never ran: someone who can write to Redis "
+                "put it there. Check who can reach Redis and its password (deploy/README.md), then delete the job.")
     if "JobTimeoutException" in line:
         return "The job ran longer than JOB_TIMEOUT_SECONDS and was stopped. Replay it; raise the timeout if it recurs."
     return "An unexpected error, not one the worker classifies: look for the job id in the worker's logs, then replay."

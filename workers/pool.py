@@ -17,6 +17,7 @@ from rq.serializers import JSONSerializer
 
 from receiver import logs
 from workers import redis_wait
+from workers.job_allowlist import AllowlistedJob
 from workers.thread_worker import DEQUEUE_SLICE_SECONDS, ThreadScheduler, ThreadWorker
 
 log = logs.get("workers.pool")
@@ -111,7 +112,9 @@ class ThreadPool:
     def __init__(self, redis: Redis, queue_name: str, threads: int, with_scheduler: bool, lease_seconds: int = 60,
                  maintenance_seconds: int = 30) -> None:
         self.redis = redis
-        self.queue = Queue(queue_name, connection=redis, serializer=JSONSerializer)
+        # The queue's job class serves RQ's registry maintenance, which may run an abandoned
+        # job's failure callback: the allowlisted job has none.
+        self.queue = Queue(queue_name, connection=redis, serializer=JSONSerializer, job_class=AllowlistedJob)
         self.threads = threads
         self.lease_seconds = lease_seconds
         self.maintenance_seconds = maintenance_seconds

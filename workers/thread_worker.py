@@ -15,6 +15,8 @@ from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 
+from workers.job_allowlist import AllowlistedJob
+
 # How long a blocking dequeue may last before the thread looks for a stop request again (and,
 # idle, heartbeats again).
 DEQUEUE_SLICE_SECONDS = 2
@@ -31,6 +33,8 @@ class ThreadWorker(SimpleWorker):
     """
 
     death_penalty_class = TimerDeathPenalty
+    # Runs only our own job functions, whatever a job hash in Redis names.
+    job_class = AllowlistedJob
     # RQ's reconnect backoff doubles up to a minute: after a Redis restart an idle worker could
     # sit out most of that minute while jobs waited. Workers on one Redis can afford to ask sooner.
     max_connection_wait_time = 5.0
