@@ -8,6 +8,7 @@ shared machine belong to the benchmark, `python -m tests.perf.console_bench`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,9 +24,25 @@ BIG = 100_000
 
 
 @pytest.fixture
-def meter(redis_proc: RedisProcess, redis_url: str) -> Iterator[RedisMeter]:
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A Redis of these tests' own. 100,000 recordings left in the session's Redis made the next
+    test's FLUSHALL outlast its client's timeout, and a restart replaying the ~100 MB append-only
+    file outlast its deadline: failures that depended on which tests ran after this one."""
+    proc = RedisProcess(tmp_path / "redis")
+    proc.client().config_set("appendonly", "no")  # nothing here is about durability: spare the disk
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def big_redis(own_redis: RedisProcess) -> Redis:
+    return own_redis.client()
+
+
+@pytest.fixture
+def meter(own_redis: RedisProcess) -> Iterator[RedisMeter]:
     """Set up before the console (so torn down after it): the console's only way to Redis."""
-    with RedisMeter(redis_proc.port) as relay:
+    with RedisMeter(own_redis.port) as relay:
         yield relay
 
 
@@ -59,13 +76,13 @@ def _walk(client: httpx.Client, pages: int) -> str:
 
 @pytest.mark.slow
 def test_recordings_pages_do_the_same_redis_work_with_100k_recordings(
-    meter: RedisMeter, console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], redis: Redis,
+    meter: RedisMeter, console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], big_redis: Redis,
 ) -> None:
     client = sign_in(start_console(console_settings(redis_url=meter.url)))
-    seed(redis, SMALL)
+    seed(big_redis, SMALL)
     small = {name: _usage(meter, client, path) for name, path in _pages(client, _walk(client, 2), sid("CA", 4_321)).items()}
-    redis.flushall()
-    seed(redis, BIG, timeline=False)
+    big_redis.flushall()
+    seed(big_redis, BIG, timeline=False)
     # About the middle of the index: a page there must not cost what it took to get there.
     big = {name: _usage(meter, client, path) for name, path in _pages(client, _walk(client, 200), sid("CA", 54_321)).items()}
 
@@ -82,14 +99,14 @@ def test_recordings_pages_do_the_same_redis_work_with_100k_recordings(
 
 @pytest.mark.slow
 def test_failures_page_reads_each_failed_job_once_then_only_the_list(
-    meter: RedisMeter, console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], redis: Redis,
+    meter: RedisMeter, console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], big_redis: Redis,
 ) -> None:
     reasons = ["permanent: Twilio answered 403 (code 20403): Forbidden", "transient: network: ReadTimeout",
                "transient: media cut short: {n} of 99999 bytes"]
 
     def fail(first: int, last: int) -> None:
         for n in range(first, last):
-            fail_job(redis, sid("RE", n), reasons[n % 3].format(n=n))
+            fail_job(big_redis, sid("RE", n), reasons[n % 3].format(n=n))
 
     client = sign_in(start_console(console_settings(redis_url=meter.url)))
     fail(0, 3)
