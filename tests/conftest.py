@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings as hypothesis_settings
 from redis import Redis
 
 from receiver.settings import Settings
@@ -19,6 +20,11 @@ from tests.twilio_signing import sign
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-primary"
 SECONDARY_TOKEN = "test-auth-token-secondary"
+
+# Property tests check what comes out, never how fast: Hypothesis's default 200 ms deadline per
+# example and its too_slow health check fail them whenever a busy machine deschedules the run.
+hypothesis_settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session")
