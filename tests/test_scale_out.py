@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -177,16 +178,21 @@ def test_two_receivers_three_workers_receiver_killed_mid_load(
 
     wait_for(lambda: _archived(redis, sids) == RECORDINGS, timeout=40, interval=0.2, what="every recording to be archived")
 
-    # Exactly once: one archive, one successful download, one finished job per recording.
+    # Exactly once: one archive, and one job per recording that succeeded once. Under load a
+    # kept-alive connection to the stand-in is sometimes reset (reused just as the server's
+    # keep-alive timeout closes it); the attempt fails as transient and RQ retries it, as it
+    # would against Twilio. Media is fetched alongside the metadata, so such an attempt may have
+    # downloaded it too: at most one download per attempt, never one after the archive.
     folder = storage / "voice" / ACCOUNT_SID
     assert sorted(p.name for p in folder.iterdir()) == sorted([f"{sid}.wav" for sid in sids] + [f"{sid}.json" for sid in sids])
     assert not list(storage.rglob("*.part"))
     for recording in recordings:
-        downloads = standin.state.requests("GET", f"{recording.sid}.wav")
-        assert [d["status"] for d in downloads] == [200], recording.sid
+        timeline = [json.loads(entry) for entry in redis.lrange(f"rr:timeline:voice:{recording.sid}", 0, -1)]
+        attempts = [entry["outcome"] for entry in timeline if entry["kind"] == "job"]
+        assert attempts[-1:] == ["done"] and set(attempts[:-1]) <= {"failed (transient)"}, (recording.sid, timeline)
+        downloads = [d["status"] for d in standin.state.requests("GET", f"{recording.sid}.wav")]
+        assert 200 in downloads and len(downloads) <= len(attempts), (recording.sid, downloads, timeline)
         assert (folder / f"{recording.sid}.wav").read_bytes() == standin.state.media_bytes(recording, "wav")
-        timeline = redis.lrange(f"rr:timeline:voice:{recording.sid}", 0, -1)
-        assert sum(b'"outcome":"done"' in entry for entry in timeline) == 1, (recording.sid, timeline)
     assert {sid for sid in sids if Catalog(redis).get("voice", sid).get("archived_at")} == set(sids)
 
     # The work was spread: jobs keep the name of the RQ worker (a thread) that ran them, and each
