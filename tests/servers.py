@@ -29,6 +29,22 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def wait_for_count(
+    count: Callable[[], int], target: int, stall: float = 30.0, interval: float = 0.05, what: str = "work"
+) -> int:
+    """Poll until `count()` reaches `target`. How fast the work goes is the machine's business; it
+    fails only when the count stops growing for `stall` seconds, i.e. when the work is stuck."""
+    best, moved = count(), time.monotonic()
+    while best < target:
+        time.sleep(interval)
+        now = count()
+        if now > best:
+            best, moved = now, time.monotonic()
+        elif time.monotonic() - moved > stall:
+            raise AssertionError(f"{what}: stuck at {best} of {target} for {stall}s")
+    return best
+
+
 def answers_200(url: str) -> bool:
     """True when a GET of `url` answers 200 now; for `wait_for` while a server starts."""
     try:

@@ -23,7 +23,7 @@ from redis import Redis
 
 from receiver.spool import Spool
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
-from tests.servers import free_port, wait_for
+from tests.servers import free_port, wait_for, wait_for_count
 from tests.test_voice_pipeline import callback
 from tests.twilio_signing import sign
 from workers.catalog import Catalog
@@ -162,7 +162,7 @@ def test_two_receivers_three_workers_receiver_killed_mid_load(
     victim = receivers[1]
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = [pool.submit(sender.send, index, recording) for index, recording in enumerate(recordings)]
-        wait_for(lambda: len(acked_by) >= RECORDINGS // 2, timeout=30, what="half the callbacks to be acknowledged")
+        wait_for_count(lambda: len(acked_by), RECORDINGS // 2, what="callbacks acknowledged before the kill")
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(timeout=10)
         for future in futures:
@@ -176,7 +176,7 @@ def test_two_receivers_three_workers_receiver_killed_mid_load(
     with contextlib.closing(Spool(tmp_path / victim.name / "spool" / "events.sqlite3")) as spool:
         assert spool.depth() == 0
 
-    wait_for(lambda: _archived(redis, sids) == RECORDINGS, timeout=40, interval=0.2, what="every recording to be archived")
+    wait_for_count(lambda: _archived(redis, sids), RECORDINGS, interval=0.2, what="recordings archived")
 
     # Exactly once: one archive, and one job per recording that succeeded once. Under load a
     # kept-alive connection to the stand-in is sometimes reset (reused just as the server's
