@@ -142,7 +142,8 @@ def drain(settings: Settings) -> None:
         # The pool takes SIGINT and SIGTERM for a worker process's warm shutdown and keeps them
         # after it returns: Ctrl-C, or CI's SIGTERM, would then reach a finished pool, not pytest.
         for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+            if handler is not None:  # None: not set from Python, so nothing of ours to give back
+                signal.signal(sig, handler)
         # And the context it installed names this test's stand-in and storage; a later test's
         # jobs must never run with it, whichever tests happened to run before.
         context._current = previous
