@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings as hypothesis_settings
 from redis import Redis
 
 from receiver.settings import Settings
-from tests.servers import RedisProcess, free_port, serve_app
+from tests.servers import RedisProcess, listening_socket, serve_app
 from tests.twilio_signing import sign
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-primary"
 SECONDARY_TOKEN = "test-auth-token-secondary"
+
+# Property tests check what comes out, never how fast: Hypothesis's default 200 ms deadline per
+# example and its too_slow health check fail them whenever a busy machine deschedules the run.
+hypothesis_settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session")
@@ -83,11 +90,11 @@ def start_receiver() -> Iterator[Callable[[Settings], Receiver]]:
     def start(settings: Settings) -> Receiver:
         from receiver.app import create_app
 
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
+        sock = listening_socket()
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         if settings.public_base_url is None and not settings.trust_proxy_headers:
             settings = settings.model_copy(update={"public_base_url": base})
-        stack.enter_context(serve_app(create_app(settings), port=port))
+        stack.enter_context(serve_app(create_app(settings), sock=sock))
         return Receiver(base, settings)
 
     with stack:
@@ -124,7 +131,19 @@ def pipeline_settings(make_settings: Callable[..., Settings], standin: Any) -> C
 
 
 def drain(settings: Settings) -> None:
-    """Run a real RQ worker (ours) until the queue is empty."""
-    from workers import runner
+    """Run a real RQ worker (ours) until the queue is empty, and leave the test process as it was."""
+    from workers import context, runner
 
-    runner.run(settings, with_scheduler=False, burst=True)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = context._current
+    try:
+        runner.run(settings, with_scheduler=False, burst=True)
+    finally:
+        # The pool takes SIGINT and SIGTERM for a worker process's warm shutdown and keeps them
+        # after it returns: Ctrl-C, or CI's SIGTERM, would then reach a finished pool, not pytest.
+        for sig, handler in handlers.items():
+            if handler is not None:  # None: not set from Python, so nothing of ours to give back
+                signal.signal(sig, handler)
+        # And the context it installed names this test's stand-in and storage; a later test's
+        # jobs must never run with it, whichever tests happened to run before.
+        context._current = previous

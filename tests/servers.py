@@ -29,6 +29,22 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def wait_for_count(
+    count: Callable[[], int], target: int, stall: float = 30.0, interval: float = 0.05, what: str = "work"
+) -> int:
+    """Poll until `count()` reaches `target`. How fast the work goes is the machine's business; it
+    fails only when the count stops growing for `stall` seconds, i.e. when the work is stuck."""
+    best, moved = count(), time.monotonic()
+    while best < target:
+        time.sleep(interval)
+        now = count()
+        if now > best:
+            best, moved = now, time.monotonic()
+        elif time.monotonic() - moved > stall:
+            raise AssertionError(f"{what}: stuck at {best} of {target} for {stall}s")
+    return best
+
+
 def answers_200(url: str) -> bool:
     """True when a GET of `url` answers 200 now; for `wait_for` while a server starts."""
     try:
@@ -38,17 +54,27 @@ def answers_200(url: str) -> bool:
 
 
 def free_port() -> int:
+    """A port free now, for a server in another process; in this one, hold a `listening_socket`
+    instead: between this returning and the bind, any process may take the port."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+def listening_socket(port: int = 0) -> socket.socket:
+    """A loopback socket already bound and listening (on a free port by default), for `serve_app`."""
+    return socket.create_server(("127.0.0.1", port))
+
+
 @contextlib.contextmanager
-def serve_app(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
-    """uvicorn in a thread; yields the base URL once the server accepts connections."""
-    port = port or free_port()
+def serve_app(app: Any, port: int | None = None, sock: socket.socket | None = None, **config: Any) -> Iterator[str]:
+    """uvicorn in a thread, on `sock` or a socket bound here and now; yields the base URL once the
+    server accepts connections. Bound before uvicorn starts, the port is never briefly free for
+    another test run on the machine to take."""
+    sock = sock or listening_socket(port or 0)
+    port = int(sock.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
         wait_for(lambda: server.started or not thread.is_alive(), what="uvicorn to start")
@@ -58,6 +84,7 @@ def serve_app(app: Any, port: int | None = None, **config: Any) -> Iterator[str]
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()
 
 
 class RedisProcess:

@@ -105,7 +105,7 @@ CONTENT_TYPES = st.sampled_from(["application/x-www-form-urlencoded", "applicati
 TEXT = st.text(max_size=40)
 
 
-@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     method=METHODS,
     content_type=CONTENT_TYPES,

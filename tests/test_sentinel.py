@@ -22,7 +22,7 @@ from receiver.redis_client import HiredisSentinelConnection, async_redis, sync_r
 from receiver.redis_connection import HiredisPackingConnection
 from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
-from tests.servers import free_port, serve_app, wait_for
+from tests.servers import free_port, listening_socket, serve_app, wait_for, wait_for_count
 from tests.test_voice_pipeline import callback
 from tests.twilio_signing import sign
 from workers import embedded_redis
@@ -256,8 +256,8 @@ def test_failover_under_load_loses_nothing_acknowledged(cluster: Cluster, tmp_pa
     makes the old master refuse writes quickly instead of taking them unconfirmed. Between
     promotion and demotion neither node takes writes; the receiver spools.
     """
-    port = free_port()
-    settings = cluster.settings(tmp_path, spool_after_seconds=0.5, public_base_url=f"http://127.0.0.1:{port}")
+    sock = listening_socket()
+    settings = cluster.settings(tmp_path, spool_after_seconds=0.5, public_base_url=f"http://127.0.0.1:{sock.getsockname()[1]}")
     app = create_app(settings)
     # Count how each event was taken (queued in Redis, or spooled while Redis could not take it).
     delivery = app.state.deps.delivery
@@ -270,12 +270,12 @@ def test_failover_under_load_loses_nothing_acknowledged(cluster: Cluster, tmp_pa
         return result
 
     delivery.deliver = counting
-    with serve_app(app, port=port) as base:
+    with serve_app(app, sock=sock) as base:
         load = Load(Receiver(base, settings))
         sender = threading.Thread(target=load.run, daemon=True)
         sender.start()
         try:
-            wait_for(lambda: len(load.acked) >= 200, timeout=10, what="load on the old master")
+            wait_for_count(lambda: len(load.acked), 200, what="callbacks acknowledged by the old master")
             old, new = cluster.master, cluster.replica
             assert cluster.master_port() == old.port
             assert cluster.sentinel.client().execute_command("SENTINEL", "FAILOVER", MASTER)
@@ -284,8 +284,9 @@ def test_failover_under_load_loses_nothing_acknowledged(cluster: Cluster, tmp_pa
             # so they ask Sentinel again); until then both refuse writes and the receiver spools.
             wait_for(lambda: old.role() == "slave", timeout=25, what="the old master to follow the new one")
             mark = len(load.acked)
-            wait_for(lambda: len(load.acked) > mark + 100 and load.acked[mark + 50] in queued_sids(new),
-                     timeout=15, what="callbacks sent after the switch to reach the new master")
+            wait_for_count(lambda: len(load.acked), mark + 101, what="callbacks acknowledged after the switch")
+            wait_for(lambda: load.acked[mark + 50] in queued_sids(new), timeout=15,
+                     what="callbacks sent after the switch to reach the new master")
         finally:
             load.stop.set()
             sender.join(timeout=15)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -139,18 +140,17 @@ def test_429_is_retried_later_honouring_retry_after(
     recording = standin.state.add_voice(account_sid=ACCOUNT_SID)
     standin.state.add_fault("GET", f"{recording.sid}.json", 429, times=1, retry_after="30")
     receiver.post(receiver.url(), callback(recording))
+    before = time.time()
     drain(settings)
+    after = time.time()
     scheduled = ScheduledJobRegistry("recordings", connection=redis, serializer=JSONSerializer)
     assert scheduled.get_job_ids() == [f"rr-voice-{recording.sid}-completed"]
-    delay = scheduled.get_scheduled_time(_job(redis, recording.sid)).timestamp() - _enqueued_at(redis, recording.sid)
-    assert 30 <= delay <= 40
+    # The job failed while drain() ran, and was put off by Retry-After plus under a second of
+    # jitter (RQ keeps whole seconds): measured from that window, however long it took, not
+    # from the enqueue, whose distance to the failure is only how busy the machine was.
+    at = scheduled.get_scheduled_time(_job(redis, recording.sid)).timestamp()
+    assert int(before) + 30 <= at <= after + 31
     assert _job(redis, recording.sid).retries_left == settings.retry_max - 1
-
-
-def _enqueued_at(redis: Redis, sid: str) -> float:
-    job = _job(redis, sid)
-    assert job.enqueued_at is not None
-    return job.enqueued_at.timestamp()
 
 
 def test_5xx_and_timeouts_are_retried_until_they_pass(

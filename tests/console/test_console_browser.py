@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver, drain
 from tests.console.browser import launch, screenshot
 from tests.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER
+from tests.servers import wait_for
 from tests.test_voice_pipeline import callback
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,11 +106,14 @@ def test_operator_finds_why_a_recording_failed_and_replays_it(
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         page.click("nav >> text=Workers")
-        for _ in range(100):
+
+        def both_threads_listed() -> bool:
             if "2 alive in 1 process" in page.content():
-                break
-            time.sleep(0.2)
+                return True
             page.reload()
+            return False
+
+        wait_for(both_threads_listed, timeout=20, interval=0.2, what="the worker's two threads on the workers page")
         assert "2 alive in 1 process" in page.locator("h2:has-text('Workers')").inner_text()
         screenshot(page, "09-workers")
         page.click("nav >> text=Overview")
