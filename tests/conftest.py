@@ -35,6 +35,15 @@ def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProces
 
 
 @pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, so stopping or killing it disturbs nobody else."""
+    proc = RedisProcess(tmp_path / "redis")
+    yield proc
+    if proc.proc.poll() is None:
+        proc.stop()
+
+
+@pytest.fixture
 def redis_url(redis_proc: RedisProcess) -> str:
     if not redis_proc.alive():
         redis_proc.start()

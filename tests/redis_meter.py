@@ -38,8 +38,9 @@ class RedisMeter:
     and a reading taken then needs no waiting.
     """
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", password: str | None = None) -> None:
         self._upstream = (host, port)
+        self._password = password
         self._lock = threading.Lock()
         self._commands: Counter[str] = Counter()
         self._reply_bytes = 0
@@ -52,7 +53,8 @@ class RedisMeter:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self._password}@" if self._password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def reading(self) -> Usage:
         with self._lock:

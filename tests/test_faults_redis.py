@@ -19,13 +19,6 @@ from tests.servers import RedisProcess, wait_for
 from workers.simulate import new_sid, voice_params
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server of this test's own, so stopping it disturbs nobody else."""
-    proc = RedisProcess(tmp_path / "redis")
-    yield proc
-    if proc.proc.poll() is None:
-        proc.stop()
 
 
 def queued_sids(redis: Redis) -> list[str]:

@@ -28,13 +28,6 @@ from workers.throttle import AccountThrottle
 ROOT = readme.ROOT
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server of this test's own, so stopping it disturbs nobody else."""
-    proc = RedisProcess(tmp_path / "redis")
-    yield proc
-    if proc.proc.poll() is None:
-        proc.stop()
 
 
 @pytest.mark.slow

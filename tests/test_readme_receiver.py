@@ -162,12 +162,6 @@ def test_queue_name_is_the_rq_queue_callbacks_go_to_and_workers_take_from(
 
 # -- the spool ----------------------------------------------------------------------------------
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    proc = RedisProcess(tmp_path / "redis")
-    yield proc
-    if proc.proc.poll() is None:
-        proc.stop()
 
 
 def test_the_spool_is_an_fsynced_sqlite_wal_file_in_spool_dir(

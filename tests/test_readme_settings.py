@@ -59,8 +59,8 @@ def test_the_settings_table_lists_every_setting_with_its_real_default() -> None:
     assert set(table) == {name.upper() for name in FIELDS}, "the README's table and receiver/settings.py differ"
     for name, written in table.items():
         actual = FIELDS[name.lower()].get_default(call_default_factory=True)
-        if isinstance(actual, dict) and not actual:
-            actual = None  # TWILIO_WEBHOOK_SHARED_KEYS: unset is an empty mapping
+        if isinstance(actual, (dict, str)) and not actual:
+            actual = None  # TWILIO_WEBHOOK_SHARED_KEYS, ADMIN_TRUSTED_PROXIES: unset is empty
         expected = _expected(written)
         if isinstance(actual, (int, float)) and not isinstance(actual, bool) and isinstance(expected, int):
             assert float(actual) == float(expected), name
@@ -83,6 +83,7 @@ def test_every_setting_is_read_from_its_environment_variable(tmp_path: Path) -> 
     samples: dict[str, str] = {
         "REDIS_SENTINELS": "127.0.0.1:26379", "TWILIO_WEBHOOK_SHARED_KEYS": '{"k1": "s1"}', "MEDIA_FORMAT": "mp3",
         "OUTAGE_RESPONSE": "503", "LOG_FORMAT": "json", "TWILIO_ACCOUNTS_FILE": str(tmp_path / "a.json"),
+        "ADMIN_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8",
     }
     env = {}
     for name, field in FIELDS.items():

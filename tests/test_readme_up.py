@@ -87,7 +87,8 @@ def test_make_up_prints_the_banner_the_readme_shows(tmp_path: Path, stop_all: li
             assert _pattern(shown).fullmatch(printed), f"README: {shown!r}\nprinted: {printed!r}"
         assert f"callback   http://127.0.0.1:{port}/twilio/recordings/voice" in banner
         assert f"console    http://127.0.0.1:{admin_port}/" in banner
-        assert "storage    data/recordings" in banner and banner[0].endswith("(embedded, append-only file in data/redis)")
+        assert "storage    data/recordings" in banner and banner[0].endswith("(embedded, append-only file in data/redis, password in data/redis/password)")
+        assert (tmp_path / "data" / "redis" / "password").read_text().strip() not in "\n".join(banner)
         # What it prints is true: the health URL answers and the console is there.
         wait_for(lambda: answers_200(f"http://127.0.0.1:{port}/healthz"), timeout=20, what="/healthz")
         wait_for(lambda: answers_200(f"http://127.0.0.1:{admin_port}/healthz"), timeout=20, what="the console")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -24,17 +25,6 @@ BIG = 100_000
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A Redis of these tests' own. 100,000 recordings left in the session's Redis made the next
-    test's FLUSHALL outlast its client's timeout, and a restart replaying the ~100 MB append-only
-    file outlast its deadline: failures that depended on which tests ran after this one."""
-    proc = RedisProcess(tmp_path / "redis")
-    proc.client().config_set("appendonly", "no")  # nothing here is about durability: spare the disk
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
 def big_redis(own_redis: RedisProcess) -> Redis:
     return own_redis.client()
 
@@ -42,7 +32,7 @@ def big_redis(own_redis: RedisProcess) -> Redis:
 @pytest.fixture
 def meter(own_redis: RedisProcess) -> Iterator[RedisMeter]:
     """Set up before the console (so torn down after it): the console's only way to Redis."""
-    with RedisMeter(own_redis.port) as relay:
+    with RedisMeter(own_redis.port, password=urlsplit(own_redis.url).password) as relay:
         yield relay
 
 
@@ -78,10 +68,12 @@ def _walk(client: httpx.Client, pages: int) -> str:
 def test_recordings_pages_do_the_same_redis_work_with_100k_recordings(
     meter: RedisMeter, console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], big_redis: Redis,
 ) -> None:
-    client = sign_in(start_console(console_settings(redis_url=meter.url)))
+    console = start_console(console_settings(redis_url=meter.url))
+    client = sign_in(console)
     seed(big_redis, SMALL)
     small = {name: _usage(meter, client, path) for name, path in _pages(client, _walk(client, 2), sid("CA", 4_321)).items()}
     big_redis.flushall()
+    client = sign_in(console)  # the flush ended the session, which lives in Redis
     seed(big_redis, BIG, timeline=False)
     # About the middle of the index: a page there must not cost what it took to get there.
     big = {name: _usage(meter, client, path) for name, path in _pages(client, _walk(client, 200), sid("CA", 54_321)).items()}
