@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -169,7 +170,11 @@ def test_make_targets_named_in_the_readme_exist_and_do_what_it_says() -> None:
     venv = "/nonexistent/readme-check-venv"
     plans = {}
     for target in targets:
-        done = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        # Under `make test` (CI) this make is nested: without the parent's variables it prints
+        # only its plan, not "Entering directory" lines.
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+        done = subprocess.run(["make", "--no-print-directory", "-n", target, f"VENV={venv}"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"make {target}: {done.stderr}"
         plans[target] = done.stdout
     for target in targets:
