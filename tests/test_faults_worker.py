@@ -31,7 +31,9 @@ def _worker_env(settings: Settings, standin: Any, **extra: str) -> dict[str, str
     env.update(
         REDIS_URL=settings.redis_url or "", TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         TWILIO_API_BASE_URL=standin.base_url, DATA_DIR=str(settings.data_dir), LOG_FORMAT="json",
-        WORKER_THREADS="1", WORKER_LEASE_SECONDS="3", WORKER_MAINTENANCE_SECONDS="1", **extra,
+        WORKER_THREADS="1", WORKER_LEASE_SECONDS="3", WORKER_MAINTENANCE_SECONDS="1",
+        # A scheduled reconcile pass falling due mid-test would take the only thread for minutes.
+        RECONCILE_INTERVAL_SECONDS="0", **extra,
     )
     return env
 

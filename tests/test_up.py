@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_up_serves_processes_a_callback_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PUBLIC_BASE_URL")}
+    # No scheduled reconcile pass: falling due mid-test, it would list recordings at the real Twilio.
     env.update(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, LOG_FORMAT="json",
-               ADMIN_PORT=str(free_port()))
+               ADMIN_PORT=str(free_port()), RECONCILE_INTERVAL_SECONDS="0")
     proc = subprocess.Popen(
         [sys.executable, "-m", "workers.cli", "up", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -76,7 +77,7 @@ Up = Callable[..., "subprocess.CompletedProcess[str]"]
 def _up_env(redis_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "ADMIN_", "TWILIO_")) and k != "PUBLIC_BASE_URL"}
     env.update(REDIS_URL=redis_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, LOG_FORMAT="json",
-               ADMIN_PORT=str(free_port()), DATA_DIR=str(tmp_path / "data"))
+               ADMIN_PORT=str(free_port()), DATA_DIR=str(tmp_path / "data"), RECONCILE_INTERVAL_SECONDS="0")
     env.update(extra)
     return env
 

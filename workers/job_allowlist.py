@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar
 
-from rq.job import Job
-
 from receiver import keys
+from workers.atomic_retry import AtomicRetryJob
 
 # Every function we enqueue, by the dotted name the job hash carries. RQ itself would import and
 # call any name it finds there, so whoever could write to Redis could run any importable callable.
@@ -18,9 +17,10 @@ class JobRefused(Exception):
     """The job's last line says what was refused; no retry could make it allowed."""
 
 
-class AllowlistedJob(Job):
+class AllowlistedJob(AtomicRetryJob):
     """RQ's job, except that resolving its function refuses any name not on the allowlist, before
-    importing anything (an import alone runs a module's code), and that it has no callbacks."""
+    importing anything (an import alone runs a module's code), that it has no callbacks, and that a
+    retry commits all at once (see `AtomicRetryJob`)."""
 
     allowed_functions: ClassVar[frozenset[str]] = ALLOWED_FUNCTIONS
 

@@ -1,0 +1,111 @@
+"""A retry either happens whole or not at all, even when Redis goes away in the middle of it."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import textwrap
+from typing import Iterator
+
+import pytest
+import rq.job
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry as RedisRetry
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry, clean_registries
+from rq.serializers import JSONSerializer
+from rq.worker import SimpleWorker
+
+from tests.cutting_proxy import CuttingProxy
+from tests.servers import RedisProcess
+from workers import atomic_retry
+from workers.atomic_retry import AtomicRetryJob
+from workers.job_allowlist import AllowlistedJob
+from workers.pool import ThreadPool
+
+RETRIES = 3
+
+
+def test_rq_retry_is_still_the_routine_atomic_retry_was_copied_from() -> None:
+    """When this fails, RQ changed `Job.retry`: read the change, carry it into
+    workers/atomic_retry.py, and record the new digest there."""
+    source = textwrap.dedent(inspect.getsource(rq.job.Job.retry))
+    assert atomic_retry.COPIED_FROM == "rq.job.Job.retry"
+    assert hashlib.sha256(source.encode()).hexdigest() == atomic_retry.COPIED_SOURCE_SHA256
+
+
+@pytest.fixture
+def direct(own_redis: RedisProcess) -> Redis:
+    return own_redis.client()
+
+
+@pytest.fixture
+def cut_at_exec(own_redis: RedisProcess) -> Iterator[Redis]:
+    """A client whose every MULTI/EXEC transaction is lost on the way, like Redis dying just then."""
+    password = own_redis.client().connection_pool.connection_kwargs.get("password")
+    with CuttingProxy(own_redis.port, cut_on=b"EXEC") as proxy:
+        yield Redis(port=proxy.port, password=password, retry=RedisRetry(NoBackoff(), 0))
+
+
+def _abandoned_job(redis: Redis, job_class: type[Job]) -> Job:
+    """A job whose worker died mid-run: status started, its lease in `wip` long lapsed."""
+    queue = Queue("callbacks", connection=redis, serializer=JSONSerializer, job_class=job_class)
+    job = queue.enqueue_call("workers.jobs.process_event", args=({},), retry=Retry(max=RETRIES, interval=60))
+    queue.remove(job)
+    job.set_status(JobStatus.STARTED)
+    redis.zadd(StartedJobRegistry(queue=queue).key, {f"{job.id}:dead-execution": 1})
+    return job
+
+
+def _clean_up(redis: Redis, job_class: type[Job]) -> None:
+    """The maintenance our workers run (workers/thread_worker.py), on a queue of `job_class`."""
+    clean_registries(Queue("callbacks", connection=redis, serializer=JSONSerializer, job_class=job_class))
+
+
+def test_our_workers_clean_up_with_the_atomic_retry(direct: Redis) -> None:
+    """RQ's registries take their job class from the queue they clean: that queue must carry ours."""
+    worker = ThreadPool(direct, "callbacks", threads=1, with_scheduler=False).new_worker("t")
+    assert [issubclass(queue.job_class, AtomicRetryJob) for queue in worker.queues] == [True]
+    assert issubclass(worker.job_class, AtomicRetryJob)
+
+
+def _where(redis: Redis, job: Job) -> tuple[str, bool, bool, int]:
+    fresh = Job.fetch(job.id, connection=redis, serializer=JSONSerializer)
+    queue = Queue("callbacks", connection=redis, serializer=JSONSerializer)
+    in_wip = any(job_id == job.id for job_id, _ in StartedJobRegistry(queue=queue).get_job_and_execution_ids(cleanup=False))
+    scheduled = job.id in ScheduledJobRegistry(queue=queue).get_job_ids(cleanup=False)  # type: ignore[no-untyped-call]
+    return fresh.get_status(), in_wip, scheduled, fresh.retries_left or 0
+
+
+def test_a_cleanup_cut_at_exec_leaves_the_abandoned_job_for_the_next_cleanup(direct: Redis, cut_at_exec: Redis) -> None:
+    job = _abandoned_job(direct, AllowlistedJob)
+    with pytest.raises(RedisConnectionError):
+        _clean_up(cut_at_exec, AllowlistedJob)
+    assert _where(direct, job) == (JobStatus.STARTED, True, False, RETRIES)
+
+    _clean_up(direct, AllowlistedJob)
+    assert _where(direct, job) == (JobStatus.SCHEDULED, False, True, RETRIES - 1)
+
+
+def test_rq_s_own_retry_orphans_that_job(direct: Redis, cut_at_exec: Redis) -> None:
+    """Why AtomicRetryJob exists: with RQ's Job the same cut leaves a job no registry holds."""
+    job = _abandoned_job(direct, Job)
+    with pytest.raises(RedisConnectionError):
+        _clean_up(cut_at_exec, Job)
+    _clean_up(direct, Job)
+    assert _where(direct, job) == (JobStatus.SCHEDULED, False, False, RETRIES)
+
+
+def test_a_failed_attempt_cut_at_exec_is_retried_once_its_lease_lapses(direct: Redis, cut_at_exec: Redis) -> None:
+    job = _abandoned_job(direct, AllowlistedJob)
+    queue = Queue("callbacks", connection=cut_at_exec, serializer=JSONSerializer, job_class=AllowlistedJob)
+    worker = SimpleWorker([queue], connection=cut_at_exec, serializer=JSONSerializer, job_class=AllowlistedJob)
+    running = AllowlistedJob.fetch(job.id, connection=cut_at_exec, serializer=JSONSerializer)
+    worker.handle_job_failure(running, queue, exc_string="TransientError: media answered 503")
+    assert _where(direct, job) == (JobStatus.STARTED, True, False, RETRIES)
+
+    _clean_up(direct, AllowlistedJob)
+    assert _where(direct, job) == (JobStatus.SCHEDULED, False, True, RETRIES - 1)
