@@ -1,11 +1,12 @@
-"""A retry either happens whole or not at all, even when Redis goes away in the middle of it."""
+"""A retry either happens whole or not at all, even when Redis goes away in the middle of it; orphans
+of older versions are scheduled again."""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
 import textwrap
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 import rq.job
@@ -21,7 +22,8 @@ from rq.worker import SimpleWorker
 
 from tests.cutting_proxy import CuttingProxy
 from tests.servers import RedisProcess
-from workers import atomic_retry
+from receiver.settings import Settings
+from workers import atomic_retry, orphan_mend, runner
 from workers.atomic_retry import AtomicRetryJob
 from workers.job_allowlist import AllowlistedJob
 from workers.pool import ThreadPool
@@ -109,3 +111,38 @@ def test_a_failed_attempt_cut_at_exec_is_retried_once_its_lease_lapses(direct: R
 
     _clean_up(direct, AllowlistedJob)
     assert _where(direct, job) == (JobStatus.SCHEDULED, False, True, RETRIES - 1)
+
+
+def _orphan(direct: Redis, cut_at_exec: Redis) -> Job:
+    """What RQ's own retry leaves when Redis dies mid-retry (see the test above)."""
+    job = _abandoned_job(direct, Job)
+    with pytest.raises(RedisConnectionError):
+        _clean_up(cut_at_exec, Job)
+    _clean_up(direct, Job)
+    return job
+
+
+def test_orphans_are_scheduled_again_and_nothing_else_is_touched(direct: Redis, cut_at_exec: Redis) -> None:
+    orphan, scheduled = _orphan(direct, cut_at_exec), _abandoned_job(direct, AllowlistedJob)
+    _clean_up(direct, AllowlistedJob)
+    other_queue = _abandoned_job(direct, Job)
+    direct.hset(other_queue.key, mapping={"origin": "someone-elses", "status": JobStatus.SCHEDULED.value})
+    direct.sadd(f"{orphan.key}:dependents", "x")  # a job's side key, not a job
+
+    assert orphan_mend.mend(direct, "callbacks") == 1
+    assert _where(direct, orphan) == (JobStatus.SCHEDULED, False, True, RETRIES)
+    assert _where(direct, scheduled) == (JobStatus.SCHEDULED, False, True, RETRIES - 1)
+    assert orphan_mend.mend(direct, "callbacks") == 0
+
+
+def test_a_starting_worker_mends_orphans_once_for_all_workers_starting_with_it(
+    direct: Redis, cut_at_exec: Redis, own_redis: RedisProcess, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(redis_url=own_redis.url, queue_name="callbacks")
+    orphan = _orphan(direct, cut_at_exec)
+    runner._mend_orphaned_jobs(settings, direct)
+    assert _where(direct, orphan)[2] is True
+
+    second = _orphan(direct, cut_at_exec)
+    runner._mend_orphaned_jobs(settings, direct)  # within the window: another worker did the scan
+    assert _where(direct, second)[2] is False

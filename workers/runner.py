@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
+from redis import Redis
 from redis.exceptions import RedisError
 
 from receiver import logs
 from receiver.redis_client import sync_redis
 from receiver.settings import Settings
-from workers import archive_sweep, context, reconcile_job
+from workers import archive_sweep, context, orphan_mend, reconcile_job
 from workers.pool import ThreadPool
 
 log = logs.get("workers.runner")
+
+# Workers starting within this window share one scan for orphaned jobs.
+ORPHAN_MEND_EVERY_SECONDS = 300
 
 
 def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, threads: int | None = None) -> bool:
@@ -33,12 +38,13 @@ def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, th
     log.info("worker process starting", queue=settings.queue_name, scheduler=with_scheduler)
     # RQ logs a few lines for every job; our own structured "recording processed" line says more.
     rq_level = "WARNING" if settings.log_level.upper() == "INFO" else settings.log_level
-    on_connected = partial(_sweep_temp_files, settings) if burst else partial(_at_start, settings)
+    on_connected = partial(_sweep_temp_files, settings) if burst else partial(_at_start, settings, redis)
     return pool.run(burst=burst, logging_level=rq_level, on_connected=on_connected) > 0
 
 
-def _at_start(settings: Settings) -> None:
+def _at_start(settings: Settings, redis: Redis) -> None:
     _sweep_temp_files(settings)
+    _mend_orphaned_jobs(settings, redis)
     _ensure_reconcile_chain(settings)
 
 
@@ -52,6 +58,19 @@ def _sweep_temp_files(settings: Settings) -> None:
         return
     if removed:
         log.info("orphaned temp files removed", count=removed, storage=str(settings.storage_path))
+
+
+def _mend_orphaned_jobs(settings: Settings, redis: Redis) -> None:
+    """Once per start, and by one of the workers starting together: the lock outlives the scan."""
+    try:
+        if not redis.set(f"rr:orphan-mend:{settings.queue_name}", os.getpid(), nx=True, ex=ORPHAN_MEND_EVERY_SECONDS):
+            return
+        mended = orphan_mend.mend(redis, settings.queue_name)
+    except RedisError as exc:  # the next worker start tries again
+        log.warning("orphaned jobs not checked", error=type(exc).__name__)
+        return
+    if mended:
+        log.warning("orphaned jobs scheduled again", count=mended, queue=settings.queue_name)
 
 
 def _ensure_reconcile_chain(settings: Settings) -> None:
