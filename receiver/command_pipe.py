@@ -7,6 +7,7 @@ from collections import deque
 from typing import Any, Callable
 
 import hiredis
+from hiredis import PushNotification
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis._parsers import BaseParser  # redis-py's error reply classes (NOSCRIPT, READONLY, ...)
 from redis.exceptions import ConnectionError, InvalidResponse, ResponseError
@@ -58,7 +59,10 @@ class CommandPipe:
         async with self._connecting:
             if self._line is None:
                 # No socket timeout: waiting for replies is bounded by the line's watchdog instead.
-                kwargs = {**self._pool.connection_kwargs, "socket_timeout": None}
+                # RESP2: replies are matched to calls by count, and RESP3 (redis-py 8's default)
+                # lets a server send push frames no call asked for (tracking invalidations,
+                # maintenance notices). The line also skips any that come anyway.
+                kwargs = {**self._pool.connection_kwargs, "socket_timeout": None, "protocol": 2}
                 conn: AbstractConnection = self._pool.connection_class(**kwargs)
                 try:
                     # Bounded too: with no socket timeout, a server that accepts and never
@@ -124,6 +128,8 @@ class _Line(asyncio.Protocol):
         parser.feed(data)
         try:
             while (reply := parser.gets()) is not False:
+                if type(reply) is PushNotification:  # out of band: the reply of no call
+                    continue
                 self._replies.append(reply)
                 future, count = self._waiting[0]  # IndexError: a reply nobody asked for
                 if len(self._replies) < count:

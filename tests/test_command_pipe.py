@@ -142,6 +142,53 @@ def test_a_reply_that_is_not_redis_protocol_breaks_the_line() -> None:
     assert isinstance(asyncio.run(run()), ConnectionError)
 
 
+def test_the_pipe_speaks_resp2_whatever_the_client_defaults_to(redis_url: str) -> None:
+    """Replies are matched to calls by count: a protocol with out-of-band frames must not be on."""
+    async def run() -> list[Any]:
+        client = async_redis(Settings(redis_url=redis_url), protocol=3)
+        pipe = CommandPipe(client.connection_pool, 10.0)
+        try:
+            return await pipe.send(("CLIENT", "INFO"))
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+
+    [info] = asyncio.run(run())
+    assert b" resp=2 " in info
+
+
+@LOOPS
+def test_push_frames_settle_no_call(run_loop: Any) -> None:
+    """A server may push frames nobody asked for (RESP3 invalidations, maintenance notices):
+    each call still gets its own reply."""
+    push = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nfoo\r\n"
+
+    async def run() -> list[Any]:
+        async def pushy_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # Answers the handshake with +OK, and ECHO with a push frame before and after its reply.
+            while line := await reader.readline():
+                if line.startswith(b"*"):
+                    parts = [await reader.readline() for _ in range(2 * int(line[1:]))]
+                    if parts[1].upper() == b"ECHO\r\n":
+                        writer.write(push + b"$" + parts[2][1:] + parts[3] + push)
+                    else:
+                        writer.write(b"+OK\r\n")
+
+        server = await asyncio.start_server(pushy_redis, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client, pipe = await _pipe(f"redis://127.0.0.1:{port}")
+        try:
+            calls = [pipe.send(("ECHO", f"call-{n}")) for n in range(20)]
+            calls.append(pipe.send(("ECHO", "a"), ("ECHO", "b")))
+            return await asyncio.gather(*(_outcome(call) for call in calls))
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+            server.close()
+
+    assert run_loop(run()) == [[f"call-{n}".encode()] for n in range(20)] + [[b"a", b"b"]]
+
+
 def test_error_reply_keeps_its_message(redis_url: str) -> None:
     async def run() -> BaseException | list[Any]:
         client, pipe = await _pipe(redis_url)
