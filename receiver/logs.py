@@ -32,7 +32,9 @@ def configure(level: str = "INFO", fmt: str = "auto", role: str | None = None) -
     _json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     numeric = logging.getLevelName(level.upper())
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if _json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if _json
+        # Plain tracebacks: with `rich` installed structlog would print each frame's locals, secrets among them.
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     # In JSON a traceback is one string field; the console renderer lays it out itself.
     tracebacks: list[structlog.typing.Processor] = [structlog.processors.format_exc_info] if _json else []
@@ -74,16 +76,16 @@ class _LineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record)
-        except Exception:  # noqa: BLE001 - a record that cannot be formatted must not kill the caller
+        except Exception:  # a record that cannot be formatted must not kill the code that logged it
             self.handleError(record)
             return
         log_output.write_line(line)
 
 
 def _add_process(logger: Any, method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    name = event.setdefault("logger", getattr(logger, "name", "") or "")
     if not _json:
         return event  # on a terminal `up` prefixes each child's lines with its name instead
-    name = event.setdefault("logger", getattr(logger, "name", "") or "")
     event["role"] = next((r for prefix, r in ROLE_BY_LOGGER.items() if name.startswith(prefix)), _role)
     event["pid"] = os.getpid()  # at emit time: a forked child has its own
     return event

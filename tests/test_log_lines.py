@@ -112,3 +112,20 @@ def test_a_childs_json_lines_pass_unchanged_and_on_a_terminal_get_its_name(capfd
         relay.join(timeout=30)
         relayed = capfd.readouterr().err
         assert relayed == (line + "\n" if json_lines else f"receiver | {line}\n")
+
+
+@pytest.mark.parametrize("json_lines", [True, False])
+def test_a_last_line_without_its_newline_is_not_glued_to_the_next(json_lines: bool, capfd: pytest.CaptureFixture[str]) -> None:
+    line = json.dumps({"event": "cut", "level": "info", "logger": "x", "role": "worker", "pid": 7, "timestamp": "t"})
+    cut = '{"event": "cu'  # a JSON line cut short by a kill
+    for code in (f"import sys; sys.stderr.write({line!r})", f"import sys; sys.stderr.write({cut!r})"):
+        proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        relay = StderrRelay("worker-0", proc.stderr, proc.pid, json_lines=json_lines)
+        proc.wait(timeout=30)
+        relay.join(timeout=30)
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    if json_lines:
+        first, second = (json.loads(text) for text in lines)
+        assert first["event"] == "cut" and second["event"] == cut, lines

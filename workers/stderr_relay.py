@@ -38,10 +38,12 @@ class StderrRelay:
                     self._tail.append(_readable(text))
 
     def _relay(self, line: bytes, text: str) -> None:
+        # A child killed mid-line leaves its last line unended: ended here, the next one stays apart.
+        whole = line if line.endswith(b"\n") else line + b"\n"
         if self._json is None:
-            log_output.write_raw(line if line.endswith(b"\n") else line + b"\n")
+            log_output.write_raw(whole)
         elif self._json:
-            log_output.write_raw(line if _is_json_object(text) else self._wrapped(text))
+            log_output.write_raw(whole if _is_json_object(text) else self._wrapped(text))
         else:
             log_output.write_raw(f"{self._name:<9}| {text}\n".encode())
 

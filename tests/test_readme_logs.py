@@ -1,5 +1,6 @@
-"""`up` with LOG_FORMAT=json through a session with a failed download and a forged callback: every
-line on stderr, from every process and library, is one JSON object naming its role and pid."""
+"""The README's logs paragraph, on `up`: with LOG_FORMAT=json, through a session with a failed download
+and a forged callback, every line on stderr, from every process and library, is one JSON object
+naming its role and pid; in the console format each process's lines carry its name."""
 
 from __future__ import annotations
 
@@ -25,11 +26,11 @@ pytestmark = pytest.mark.slow
 REQUIRED = {"timestamp", "level", "logger", "role", "pid", "event"}
 
 
-def _session(tmp_path: Path, redis_url: str, standin: Any) -> tuple[str, str]:
+def _session(tmp_path: Path, redis_url: str, standin: Any, log_format: str = "json") -> tuple[str, str]:
     """Runs `up` through the session and stops it with Ctrl-C; its stderr, and the recording's SID."""
     port = free_port()
     env = _up_env(redis_url, tmp_path, TWILIO_API_BASE_URL=standin.base_url, RETRY_BASE_SECONDS="0",
-                  RECONCILE_INTERVAL_SECONDS="0")
+                  RECONCILE_INTERVAL_SECONDS="0", LOG_FORMAT=log_format)
     err_path = tmp_path / "up.err"
     with err_path.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "up", "--port", str(port)],
@@ -74,3 +75,22 @@ def test_up_with_json_logs_writes_one_json_object_per_line_from_every_process(
     assert not [e for e in entries if "exception" in e or "Traceback" in str(e["event"])]  # an expected retry is one line
     [forged] = [e for e in entries if e["event"] == "callback rejected"]
     assert (forged["role"], forged["level"], forged["status"]) == ("receiver", "warning", 403)
+
+
+def test_up_in_the_console_format_names_the_process_of_every_line(tmp_path: Path, standin: Any) -> None:
+    redis = RedisProcess(tmp_path / "redis")
+    try:
+        err, sid = _session(tmp_path, redis.url, standin, log_format="console")
+    finally:
+        redis.stop()
+    names = {"up", "receiver", "worker-0", "worker-1", "console"}
+    by_name: dict[str, list[str]] = {name: [] for name in names}
+    for line in err.splitlines():
+        name, bar, text = line.partition("| ")
+        assert bar and name.strip() in names, line
+        by_name[name.strip()].append(text)
+    assert all(by_name.values()), {name: len(texts) for name, texts in by_name.items()}
+    assert any("job failed" in text and sid in text for text in by_name["worker-0"] + by_name["worker-1"])
+    assert any("callback rejected" in text for text in by_name["receiver"])
+    with pytest.raises(ValueError):
+        json.loads(by_name["receiver"][0])
