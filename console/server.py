@@ -26,6 +26,7 @@ def run(settings: Settings, host: str, port: int) -> None:
     uvicorn.run(
         app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False,
         server_header=False, timeout_graceful_shutdown=5, proxy_headers=False,
+        log_config=None,  # uvicorn's records go through our handler (receiver.logs)
     )
 
 

@@ -40,7 +40,7 @@ log = logs.get("receiver.app")
 
 def create_app(settings: Settings | None = None) -> FastPath:
     settings = settings or load_settings()
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, role="receiver")
     if not settings.redis_configured:
         raise ValueError("REDIS_URL (or REDIS_SENTINELS) is not set (use `recording-receiver up` for an embedded Redis)")
     accounts = load_accounts(settings)

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.servers import answers_200, free_port, wait_for
+from receiver import logs
 from workers import simulate, supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +169,7 @@ def test_up_stops_everything_with_the_last_error_of_a_child_that_keeps_failing_a
 def test_supervisor_restarts_a_child_that_ran_past_the_start_window_and_gives_up_on_one_that_keeps_failing_at_start(
     monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    logs.configure("INFO", "json", role="up")
     monkeypatch.setattr(supervisor, "START_WINDOW_SECONDS", 2.0)
     monkeypatch.setattr(supervisor, "MAX_BACKOFF_SECONDS", 0.0)
     sup = supervisor.Supervisor()
@@ -195,9 +197,13 @@ def test_supervisor_restarts_a_child_that_ran_past_the_start_window_and_gives_up
                 child.proc.kill()
     assert starts == 6
     err = capfd.readouterr().err
-    assert err.count("child exited with code 5; restarting") == 3, err
-    assert err.splitlines().count("bad config") == 3, err  # each failure's stderr relayed unchanged
-    last = err.strip().splitlines()[-1]
+    *lines, last = err.strip().splitlines()
+    entries = [json.loads(line) for line in lines]  # JSON logs: every line but the final report
+    restarts = [e for e in entries if e["event"] == "child exited; restarting" and e["code"] == 5]
+    assert [(e["child"], e["role"], e["level"]) for e in restarts] == [("child", "up", "warning")] * 3, err
+    # Each failure's stderr relayed, a line it wrote outside any log becoming one JSON line in its name.
+    relayed = [e for e in entries if e["event"] == "bad config"]
+    assert [(e["role"], e["logger"]) for e in relayed] == [("child", "stderr")] * 3, err
     assert last == (
         "recording-receiver: child exited with code 1 within 2s of starting, 3 times in a row; stopped everything. "
         "Its last error: bad config"

@@ -25,9 +25,14 @@ ROUTES = ("voice", "video", "media", "legacy")
 OPEN_FILES_WITHOUT_CEILING = 65536
 
 
+# The role each command's log lines carry (a command not named here goes by its own name).
+ROLES = {"serve": "receiver", "admin": "console"}
+
+
 def _settings() -> Settings:
     settings = load_settings()
-    logs.configure(settings.log_level, settings.log_format)
+    command = click.get_current_context().info_name or "recording-receiver"
+    logs.configure(settings.log_level, settings.log_format, role=ROLES.get(command, command))
     return settings
 
 
@@ -155,7 +160,7 @@ def serve(host: str, port: int) -> None:
     _raise_open_files_limit()
     uvicorn.run(
         "receiver.app:create_app", factory=True, host=host, port=port, proxy_headers=False,
-        log_level=settings.log_level.lower(), access_log=False, timeout_graceful_shutdown=10,
+        log_level=settings.log_level.lower(), access_log=False, timeout_graceful_shutdown=10, log_config=None,
     )
 
 

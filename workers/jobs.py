@@ -117,7 +117,8 @@ def _handle_failure(
         else:
             retry_policy.retry_later(job, delay)
     _done(ctx, event, job, started, f"failed ({failure.kind})", error=failure.reason, attempt=attempt + 1)
-    log.warning("job failed", kind=failure.kind, reason=failure.reason, attempt=attempt + 1)
+    log.warning("job failed", kind=failure.kind, error=type(exc).__name__, reason=failure.reason, attempt=attempt + 1,
+                will_retry=failure.kind != "permanent" and job is not None and bool(job.retries_left))
     # The classified reason becomes the job's last line, where the console and `rq info` show it.
     raise JobFailed(f"{failure.kind}: {failure.reason}") from exc
 

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Callable
 
+from receiver import log_output, logs
 from workers.stderr_relay import StderrRelay
+
+log = logs.get("workers.supervisor")
 
 Starter = Callable[[], "subprocess.Popen[bytes]"]
 
@@ -46,14 +49,20 @@ class Child:
 
 def _launch(name: str, start: Starter) -> tuple[subprocess.Popen[bytes], StderrRelay | None]:
     proc = start()
+    log.info("child started", child=name, child_pid=proc.pid)
     # A child started by someone else (the embedded Redis) may keep its stderr; it logs to a file.
-    return proc, StderrRelay(name, proc.stderr) if proc.stderr is not None else None
+    return proc, StderrRelay(name, proc.stderr, proc.pid) if proc.stderr is not None else None
 
 
 @dataclass
 class Supervisor:
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
+
+    def __post_init__(self) -> None:
+        if logs.json_lines() is False:
+            # On a terminal the children's lines carry their names; ours carry our role alike.
+            log_output.set_prefix(f"{logs.role():<9}| ")
 
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         env = _same_log_format(env)
@@ -122,12 +131,13 @@ class Supervisor:
             return
         delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**child.restarts)
         child.next_start = now + delay
-        print(f"recording-receiver: {child.name} exited with code {child.proc.returncode}; restarting in {delay:.1f}s",
-              file=sys.stderr, flush=True)
+        log.warning("child exited; restarting", child=child.name, code=child.proc.returncode,
+                    restart_in_seconds=round(delay, 1))
 
     def stop(self, grace: float = 60.0) -> None:
         """SIGTERM to every child at once (workers finish their jobs, the receiver drains), then
         Redis last so they can still write; SIGKILL whatever outlives the grace period."""
+        log.info("stopping children", children=[c.name for c in self.children])
         redis = [c.proc for c in self.children if c.name == "redis"]
         others = [c.proc for c in self.children if c.name != "redis"]
         for group in (others, redis):
@@ -145,6 +155,7 @@ class Supervisor:
             if child.relay is not None:
                 # Daemon threads die with us: let the children's last lines through first.
                 child.relay.join(timeout=2.0)
+        log.info("children stopped")
 
 
 def _failure_report(child: Child) -> str:

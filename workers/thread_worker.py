@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import threading
+from types import TracebackType
 
 from redis import Redis
 from redis.client import Pipeline
 from rq import SimpleWorker, worker_registration
 from rq.executions import Execution
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 from rq.queue import Queue
 from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 
+from receiver import logs
+from workers.failures import JobFailed
 from workers.job_allowlist import AllowlistedJob
+
+log = logs.get("workers.thread_worker")
 
 # How long a blocking dequeue may last before the thread looks for a stop request again (and,
 # idle, heartbeats again).
@@ -90,6 +96,18 @@ class ThreadWorker(SimpleWorker):
 
     def _install_signal_handlers(self) -> None:
         """The pool's main thread owns SIGINT/SIGTERM and asks each worker to stop."""
+
+    def handle_exception(
+        self, job: Job, exc_type: type[BaseException] | None = None, exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        """One line per failure instead of RQ's message with a traceback inside: none for a failure
+        the job classified (it logged "job failed" with the reason and attempt), one with the
+        traceback as a field for anything else."""
+        if not isinstance(exc, JobFailed):
+            log.error("job raised an unexpected error", job_id=job.id, queue=job.origin, error=type(exc).__name__,
+                      exc_info=(exc_type, exc, tb) if exc is not None else None)
+        call_exception_handlers(self._exc_handlers, job, exc_type, exc, tb)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self.lease_seconds
