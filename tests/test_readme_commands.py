@@ -177,9 +177,15 @@ def test_make_targets_named_in_the_readme_exist_and_do_what_it_says() -> None:
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"make {target}: {done.stderr}"
         plans[target] = done.stdout
+    pip = f"{venv}/bin/python -m pip install --disable-pip-version-check"
     for target in targets:
-        # "creates .venv, installs" (with the test extra, as `make test` says; `up` gets it too)
-        assert f"python3 -m venv {venv}" in plans[target] and f"{venv}/bin/python -m pip install -q -e '.[test]'" in plans[target]
+        # "creates .venv, installs": from the hash-locked service requirements, then the project itself
+        assert f"python3 -m venv {venv}" in plans[target]
+        assert f"{pip} --require-hashes -r requirements/service.txt" in plans[target]
+        assert f"{pip} -q --no-deps -e ." in plans[target]
+    # "with the test extra" is `make test`'s alone: `up` installs only what the service needs
+    assert f"{pip} --require-hashes -r requirements/test.txt" in plans["test"]
+    assert "requirements/test.txt" not in plans["up"] and "[test]" not in plans["up"]
     assert f"{venv}/bin/recording-receiver up" in plans["up"]
     assert plans["test"].rstrip().endswith(f"{venv}/bin/python -m pytest")
 
