@@ -1,12 +1,13 @@
 """Before `make` installs: is python3 new enough, and was an existing .venv made by a Python that still works?"""
 
-# Runs under whatever `python3` is, possibly an old one, so it must parse there: no newer syntax.
+# Runs under whatever `python3` is, possibly an old one, so it must parse there: no newer syntax
+# (typing's List and Tuple, not list[str]).
 import os
 import re
 import shutil
 import subprocess
 import sys
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,19 +44,20 @@ def stale_reason(venv: str, minimum: Tuple[int, int]) -> Optional[str]:
     return None
 
 
-def main(argv: list) -> int:  # a bare list: list[str] fails on the old Pythons this must reject
+def main(argv: List[str], running: Optional[Tuple[int, ...]] = None) -> int:
     minimum = required()
+    running = running or tuple(sys.version_info[:3])
     if argv[:1] == ["--stale"]:
         # For the Makefile's parse step: print something only when the venv must be rebuilt.
         reason = stale_reason(argv[1], minimum)
         print(reason or "")
         return 0
     venv = argv[0]
-    if sys.version_info[:2] < minimum:
+    if running[:2] < minimum:
         sys.stderr.write(
             "recording-receiver needs Python %d.%d or newer; %s is Python %s.\n"
             "Install a newer Python and point make at it, e.g.: make up PYTHON=python3.%d\n"
-            % (minimum + (sys.executable, sys.version.split()[0], max(minimum[1], 11))))
+            % (minimum + (sys.executable, ".".join(str(n) for n in running), minimum[1])))
         return 1
     reason = stale_reason(venv, minimum)
     if reason is not None:
