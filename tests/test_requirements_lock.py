@@ -61,4 +61,8 @@ def test_make_ci_and_the_image_install_from_the_locks_with_hashes() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
     assert "COPY requirements/service.txt" in dockerfile and "pip install --require-hashes -r" in dockerfile
+    # deploy/README.md's plain-pip installs too: every `pip install` of the project follows the lock
+    guide = (ROOT / "deploy" / "README.md").read_text(encoding="utf-8")
+    installs = [line for line in guide.splitlines() if "pip install" in line]
+    assert installs and all("--require-hashes -r requirements/service.txt" in line or "--no-deps" in line for line in installs)
     assert "!requirements/service.txt" in (ROOT / "deploy" / "Dockerfile.dockerignore").read_text(encoding="utf-8")
