@@ -14,7 +14,7 @@ import httpx
 import pytest
 from redis import Redis
 from rq import Queue
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from tests import readme
@@ -79,3 +79,35 @@ def test_rq_dashboard_as_the_readme_runs_it_reads_our_jobs_and_workers(
     finally:
         dashboard.terminate()
         dashboard.wait(timeout=30)
+
+
+def _rq_enqueue(redis_url: str, job_id: str, *options: str) -> None:
+    done = subprocess.run([str(VENV_BIN / "rq"), "enqueue", "-u", redis_url, "--queue", "recordings", "--job-id", job_id,
+                           *options, "time.sleep", ":0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_rq_enqueue_needs_the_serializer_the_readme_names(
+    redis_url: str, redis: Redis, worker: subprocess.Popen[bytes],
+) -> None:
+    [option] = [c for c in readme.inline_code() if c.startswith("--serializer ")]
+    _rq_enqueue(redis_url, "told", *option.split())
+    _rq_enqueue(redis_url, "untold")
+
+    def status(job_id: str) -> JobStatus:
+        return Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status(refresh=True)
+
+    done = {JobStatus.FINISHED, JobStatus.FAILED}
+    wait_for(lambda: status("told") in done and status("untold") in done, timeout=30, what="our worker to take both jobs")
+    # Our workers read JSON only: the job rq wrote with its default (pickle) serializer fails.
+    assert (status("told"), status("untold")) == (JobStatus.FINISHED, JobStatus.FAILED)
+
+
+@pytest.mark.parametrize("told", [True, False], ids=["with-serializer", "without"])
+def test_rq_worker_needs_the_serializer_the_readme_names(redis_url: str, redis: Redis, told: bool) -> None:
+    [option] = [c for c in readme.inline_code() if c.startswith("--serializer ")]
+    job = Queue("recordings", connection=redis, serializer=JSONSerializer).enqueue("time.sleep", 0, job_id=JOB_ID)
+    command = [str(VENV_BIN / "rq"), "worker", "--burst", "-u", redis_url, *(option.split() if told else []), "recordings"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert job.get_status(refresh=True) == (JobStatus.FINISHED if told else JobStatus.FAILED)
