@@ -1,19 +1,50 @@
 # Two entry points for a fresh machine: `make up` runs the service, `make test` runs the tests.
+# Both install from the hash-locked requirements/*.txt, which `make lock` makes from pyproject.toml.
 VENV ?= .venv
+PYTHON ?= python3
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --disable-pip-version-check
+UV_VERSION := 0.13.9
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+# A .venv whose Python is gone or too old (an upgrade, another pyenv) is rebuilt, not failed on
+# at every run: the check runs as make reads this file, so it also catches an up-to-date stamp.
+ifneq ($(strip $(shell $(PYTHON) requirements/check_python.py --stale $(VENV) 2>/dev/null)),)
+$(VENV)/.installed: FORCE
+endif
+
+# The service alone: `make up` needs nothing from the test extra.
+$(VENV)/.installed: pyproject.toml requirements/service.txt
+	@$(PYTHON) requirements/check_python.py $(VENV)
+	@echo "==> [1/3] virtualenv $(VENV) ($$($(PYTHON) --version))"
+	$(PYTHON) -m venv $(VENV)
+	@echo "==> [2/3] the service's locked packages, hashes checked (requirements/service.txt)"
+	$(PIP) --require-hashes -r requirements/service.txt
+	@echo "==> [3/3] recording-receiver itself, editable"
+	$(PIP) -q --no-deps -e .
 	touch $@
 
-.PHONY: up test perf
+$(VENV)/.installed-test: $(VENV)/.installed requirements/test.txt
+	@echo "==> the test extra's locked packages, hashes checked (requirements/test.txt)"
+	$(PIP) --require-hashes -r requirements/test.txt
+	touch $@
+
+.PHONY: up test perf lock FORCE
+FORCE:
+
 up: $(VENV)/.installed
 	$(VENV)/bin/recording-receiver up
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
-perf: $(VENV)/.installed
+perf: $(VENV)/.installed-test
 	$(PY) -m tests.perf.receiver_bench
+
+# After editing pyproject.toml's dependencies: re-resolve, keeping every pin that still fits.
+# `make lock UPGRADE=--upgrade` moves everything to the newest versions the ranges allow.
+lock: $(VENV)/.installed
+	$(PIP) -q uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile pyproject.toml $(UPGRADE) --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command 'make lock' -q -o requirements/service.txt
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test $(UPGRADE) --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command 'make lock' -q -o requirements/test.txt

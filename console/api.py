@@ -66,8 +66,10 @@ async def workers_json(request: Request) -> Response:
     def load() -> dict[str, Any]:
         now = time.time()
         names = fleet.queue_names(console.redis, console.queue_name)
+        found = fleet.workers(console.redis, now)
         return {"queues": [fleet.queue_state(console.redis, n, now).to_json() for n in names],
-                "workers": [w.to_json() for w in fleet.workers(console.redis)]}  # one per RQ worker (thread)
+                "workers": [w.to_json() for w in found],  # one per RQ worker (thread)
+                "processes": [p.to_json() for p in fleet.by_process(found)]}
 
     return _json(await console.run(load))
 

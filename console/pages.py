@@ -77,4 +77,6 @@ async def workers_page(request: Request) -> Response:
         return [fleet.queue_state(console.redis, name, now) for name in names], fleet.workers(console.redis)
 
     queues, workers = await console.run(load)
-    return console.renderer.page(request, "workers.html", queues=queues, workers=workers, processes=fleet.processes(workers))
+    processes = fleet.by_process(workers)
+    return console.renderer.page(request, "workers.html", queues=queues, workers=workers, processes=len(processes),
+                                 hosts=fleet.hosts(processes))

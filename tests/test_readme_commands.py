@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -132,6 +133,14 @@ def test_every_command_in_the_readme_runs_as_written_after_the_quick_start() -> 
             shown = _help(str(VENV_BIN / "rq"), words[1])
             for option in [w for w in words[2:] if w.startswith("-") and not w.startswith("$")]:
                 assert re.search(rf"(^|[\s,]){re.escape(option)}[\s,]", shown), f"{where}: `{command}`: rq {words[1]} has no {option}"
+        elif program == "pip":
+            # What the README has people install beside us is what the test extra installs (and tests).
+            for name in [w for w in _words(command)[2:] if not w.startswith("-")]:
+                assert importlib.metadata.distribution(name), f"{where}: `{command}`: {name} is not in the test extra"
+        elif program == "rq-dashboard":
+            shown = _help(str(VENV_BIN / "rq-dashboard"))
+            for option in [w for w in _words(command)[1:] if w.startswith("-")]:
+                assert re.search(rf"(^|[\s,]){re.escape(option)}[\s,]", shown), f"{where}: `{command}`: rq-dashboard has no {option}"
         else:
             raise AssertionError(f"{where}: `{command}`: this test does not know how to check {program}")
     # The entry point the README names really starts, for every subcommand it shows.
@@ -165,7 +174,7 @@ def test_defaults_shown_in_the_commands_table_are_the_real_ones(name: str, optio
 
 def test_make_targets_named_in_the_readme_exist_and_do_what_it_says() -> None:
     targets = {c.split()[1] for _, c, _ in _commands() if c.startswith("make ")}
-    assert targets == {"up", "test"}
+    assert targets == {"up", "test", "lock"}
     # Dry runs (-n) against a venv path that does not exist: every recipe is printed, none run.
     venv = "/nonexistent/readme-check-venv"
     plans = {}
@@ -177,10 +186,21 @@ def test_make_targets_named_in_the_readme_exist_and_do_what_it_says() -> None:
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"make {target}: {done.stderr}"
         plans[target] = done.stdout
-    for target in targets:
-        # "creates .venv, installs" (with the test extra, as `make test` says; `up` gets it too)
-        assert f"python3 -m venv {venv}" in plans[target] and f"{venv}/bin/python -m pip install -q -e '.[test]'" in plans[target]
+    pip = f"{venv}/bin/python -m pip install --disable-pip-version-check"
+    for target in ("up", "test"):
+        # "creates .venv, installs": from the hash-locked service requirements, then the project itself
+        assert f"python3 -m venv {venv}" in plans[target]
+        assert f"{pip} --require-hashes -r requirements/service.txt" in plans[target]
+        assert f"{pip} -q --no-deps -e ." in plans[target]
+    # "show each step and pip's progress": numbered steps, and no -q on the locks' installs (above)
+    assert all(f"==> [{n}/3]" in plans["up"] for n in (1, 2, 3))
+    # "with the test extra" is `make test`'s alone: `up` installs only what the service needs
+    assert f"{pip} --require-hashes -r requirements/test.txt" in plans["test"]
+    assert "requirements/test.txt" not in plans["up"] and "[test]" not in plans["up"]
     assert f"{venv}/bin/recording-receiver up" in plans["up"]
+    # "re-resolves the locks": both, from pyproject.toml, with hashes
+    for lock in ("requirements/service.txt", "requirements/test.txt"):
+        assert re.search(rf"uv pip compile pyproject.toml .*--generate-hashes[^\n]* -o {lock}$", plans["lock"].replace("\\\n", ""), re.M), lock
     assert plans["test"].rstrip().endswith(f"{venv}/bin/python -m pytest")
 
 
