@@ -228,7 +228,7 @@ def test_metrics_come_from_redis_so_every_process_counts(
 ) -> None:
     redis.hset(stats.CALLBACKS, mapping={"voice|completed|queued": 5, "voice|-|rejected_signature": 1})
     redis.hset(stats.SIGNATURE_FAILURES, mapping={"signature mismatch": 1})
-    redis.hset(stats.JOBS, mapping={"voice|done": 4, "voice|done|seconds": 2.5})
+    redis.hset(stats.JOB_SECONDS, mapping={"voice|done|0.5": 3, "voice|done|1.0": 1, "voice|done|sum": 2.5})
     redis.hset(stats.TWILIO_RESPONSES, mapping={"200": 8, "429": 1})
     redis.hset(metrics.ENQUEUE_SECONDS, mapping={"voice|0.001": 3, "voice|0.01": 1, "voice|sum": 0.013})
     redis.hset(stats.SPOOL, mapping={"receiver-a": 2})
