@@ -6,6 +6,7 @@ import bisect
 import json
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import accumulate
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -54,44 +55,70 @@ class RedisCollector(Collector):
 
     def _families(self) -> Iterator[Metric]:
         now = time.time()
-        pipe = self.redis.pipeline(transaction=False)
-        hashes = (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOB_SECONDS, stats.TWILIO_RESPONSES, stats.SPOOL,
-                  keys.RECONCILE_LAST, ENQUEUE_SECONDS, ARCHIVE_LATENCY_SECONDS, stats.TWILIO_REST_SECONDS,
-                  stats.COUNTER_DROPS)
-        for key in hashes:
-            pipe.hgetall(key)
-        pipe.zcount(stats.RECEIVERS_SEEN, now - stats.RECEIVER_ALIVE_SECONDS, "+inf")
-        for status in Status:
-            pipe.zcard(keys.status_index(status.value))
-        replies = pipe.execute()
-        callbacks, signatures, jobs, twilio, spool, reconcile, enqueue, archive, rest, drops = (
-            mapping(r) for r in replies[:len(hashes)])
+        snap = _read(self.redis, now)
+        read = snap.hashes
         yield _counter("callbacks", "Callbacks by source, status and verdict", ["source", "status", "verdict"],
-                       ((name.split("|"), count) for name, count in callbacks.items() if name.count("|") == 2))
+                       ((name.split("|"), count) for name, count in read[stats.CALLBACKS].items() if name.count("|") == 2))
         yield _counter("signature_failures", "Callbacks refused for their signature, by reason", ["reason"],
-                       (([reason], count) for reason, count in signatures.items()))
-        yield _histogram("job_duration_seconds", "Job runs by source and outcome, and their duration", ["source", "outcome"], jobs)
-        yield _counter("twilio_api_responses", "Twilio REST responses by HTTP status", ["status"],
-                       (([status], count) for status, count in twilio.items()))
+                       (([reason], count) for reason, count in read[stats.SIGNATURE_FAILURES].items()))
+        yield _histogram("job_duration_seconds", "Job runs by source and outcome, and their duration", ["source", "outcome"],
+                         read[stats.JOB_SECONDS])
+        yield _counter("twilio_api_responses", "Twilio answers by HTTP status, REST calls and media downloads", ["status"],
+                       (([status], count) for status, count in read[stats.TWILIO_RESPONSES].items()))
         yield _histogram("twilio_rest_seconds", "Twilio REST calls by source, endpoint kind and status class, and their latency",
-                         ["source", "endpoint", "status_class"], rest)
-        yield _counter("counter_increments_dropped", "Counter increments lost because a process's pending counters were full",
+                         ["source", "endpoint", "status_class"], read[stats.TWILIO_REST_SECONDS])
+        drops = read[stats.COUNTER_DROPS]
+        yield _counter("increments_dropped", "Counter increments lost because a process's pending counters were full",
                        ["component"], (([c], drops.get(c, "0")) for c in sorted({"receiver", "worker", *drops})))
-        alive = GaugeMetricFamily(f"{NS}_receivers_alive", "Receiver processes that wrote their counters in the last 30 s")
-        alive.add_metric([], integer(replies[len(hashes)]))
-        yield alive
+        yield from _receivers(snap.live_receivers, read[stats.SPOOL])
         recordings = GaugeMetricFamily(f"{NS}_recordings", "Recordings in the catalog by current status", labels=["status"])
-        for status, count in zip(Status, replies[len(hashes) + 1:]):
-            recordings.add_metric([status.value], integer(count))
+        for status, count in snap.recordings.items():
+            recordings.add_metric([status.value], count)
         yield recordings
         yield from _queues(self.redis, self.queue_name, now)
-        spool_depth = GaugeMetricFamily(f"{NS}_spool_depth", "Events held in a receiver's local spool", labels=["receiver"])
-        for receiver, depth in spool.items():
-            spool_depth.add_metric([receiver], number(depth))
-        yield spool_depth
-        yield from _reconcile(reconcile)
-        yield _histogram("enqueue_seconds", "Receiver's dedupe-and-enqueue round trip", ["source"], enqueue)
-        yield _histogram("callback_to_archived_seconds", "First callback to media archived", ["source"], archive)
+        yield from _reconcile(read[keys.RECONCILE_LAST])
+        yield _histogram("enqueue_seconds", "Receiver's dedupe-and-enqueue round trip", ["source"], read[ENQUEUE_SECONDS])
+        yield _histogram("callback_to_archived_seconds", "First callback to media archived", ["source"], read[ARCHIVE_LATENCY_SECONDS])
+
+
+_HASHES = (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOB_SECONDS, stats.TWILIO_RESPONSES, stats.SPOOL,
+           keys.RECONCILE_LAST, ENQUEUE_SECONDS, ARCHIVE_LATENCY_SECONDS, stats.TWILIO_REST_SECONDS, stats.COUNTER_DROPS)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    hashes: dict[str, dict[str, str]]  # by key
+    live_receivers: set[str]
+    recordings: dict[Status, int]
+
+
+def _read(redis: Redis, now: float) -> _Snapshot:
+    """Everything a scrape shows but the queues, in one round trip."""
+    pipe = redis.pipeline(transaction=False)
+    for key in _HASHES:
+        pipe.hgetall(key)
+    pipe.zrangebyscore(stats.RECEIVERS_SEEN, now - stats.RECEIVER_ALIVE_SECONDS, "+inf")
+    for status in Status:
+        pipe.zcard(keys.status_index(status.value))
+    replies = pipe.execute()
+    return _Snapshot(
+        hashes={key: mapping(reply) for key, reply in zip(_HASHES, replies)},
+        live_receivers={r.decode() if isinstance(r, bytes) else str(r) for r in replies[len(_HASHES)]},
+        recordings={status: integer(size) for status, size in zip(Status, replies[len(_HASHES) + 1:])},
+    )
+
+
+def _receivers(live: set[str], spool: dict[str, str]) -> Iterator[Metric]:
+    alive = GaugeMetricFamily(f"{NS}_receivers_alive", "Receiver processes that wrote their counters in the last 30 s")
+    alive.add_metric([], len(live))
+    yield alive
+    depth = GaugeMetricFamily(f"{NS}_spool_depth", "Events held in a live receiver's local spool", labels=["receiver"])
+    # Only live receivers': a receiver restarted under a new pid leaves its old entry behind,
+    # while the spool it names (one per host) is drained, and reported, by its successor.
+    for receiver, events in sorted(spool.items()):
+        if receiver in live:
+            depth.add_metric([receiver], number(events))
+    yield depth
 
 
 def _counter(name: str, doc: str, labels: list[str], values: Iterable[tuple[list[str], str]]) -> CounterMetricFamily:

@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastPath:
         observe=counters.observe_batch,
     )
     delivery = Delivery(enqueuer, spool, settings.spool_after_seconds, redis)
+    counters.name = delivery.name
+    counters.report_spool(delivery.depth)
     deps = Deps(
         settings=settings, accounts=accounts, delivery=delivery, counters=counters,
         deadlines=BodyDeadlines(settings.body_timeout_seconds), doctor=Doctor(settings.signature_diagnoses_per_second),

@@ -6,14 +6,14 @@ import asyncio
 import os
 import socket
 import time
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from receiver import logs, stats
 from receiver.events import RecordingEvent
-from receiver.pending_counts import PendingCounts
+from receiver.pending_counts import MAX_FIELDS, PendingCounts
 
 log = logs.get("receiver.counters")
 FLUSH_SECONDS = 5.0
@@ -30,10 +30,15 @@ class Counters:
     ever refuses is logged at warning with its count and counted in Redis.
     """
 
-    def __init__(self, redis: Redis, name: str | None = None) -> None:
+    def __init__(self, redis: Redis, name: str | None = None, max_fields: int = MAX_FIELDS) -> None:
         self._redis = redis
-        self._pending = PendingCounts("receiver")
+        self._pending = PendingCounts("receiver", max_fields)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self._spool_depth: Callable[[], Awaitable[int]] | None = None
+
+    def report_spool(self, depth: Callable[[], Awaitable[int]]) -> None:
+        """Each flush also writes this receiver's spool depth, so a spool that is not draining shows."""
+        self._spool_depth = depth
 
     def observe_batch(self, events: Sequence[RecordingEvent], seconds: float) -> None:
         """One Redis round trip that carried `events`: each of them waited `seconds` for it."""
@@ -63,11 +68,14 @@ class Counters:
         dropped = self._pending.dropped_since_asked()
         if dropped:
             log.warning("counter increments dropped: memory for pending counters is full", count=dropped)
+        depth = await self._read_spool_depth()
         batch = self._pending.take()
         now = time.time()
         try:
             pipe = self._redis.pipeline(transaction=False)
             batch.fill(pipe)
+            if depth is not None:
+                pipe.hset(stats.SPOOL, self.name, depth)
             pipe.zadd(stats.RECEIVERS_SEEN, {self.name: now})
             pipe.zremrangebyscore(stats.RECEIVERS_SEEN, "-inf", now - FORGET_RECEIVER_SECONDS)
             await pipe.execute()
@@ -76,6 +84,15 @@ class Counters:
             log.info("counters not written yet; kept for the next flush", error=type(exc).__name__, fields=len(self._pending))
             return False
         return True
+
+    async def _read_spool_depth(self) -> int | None:
+        if self._spool_depth is None:
+            return None
+        try:
+            return await self._spool_depth()
+        except Exception as exc:  # noqa: BLE001 - an unreadable spool is the readiness check's to report
+            log.info("spool depth not known", error=type(exc).__name__)
+            return None
 
     async def run_flusher(self, interval: float = FLUSH_SECONDS) -> None:
         while True:
