@@ -5,55 +5,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from console.metrics import BOUNDS
-from receiver.settings import Settings
-from tests.conftest import ACCOUNT_SID, Receiver, drain
-from tests.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER
-from tests.servers import wait_for
-from tests.test_sources_pipeline import video_callback
-from tests.test_voice_pipeline import callback
-from workers import reconciler
-from workers.simulate import new_sid, voice_params
+from tests.monitoring import promql
 
-BEARER = {"authorization": f"Bearer {TOKEN}"}
 LE = [("+Inf" if b == float("inf") else repr(b)) for b in BOUNDS]
 Labels = tuple[tuple[str, str], ...]
-
-
-@pytest.fixture
-def scraped(
-    pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver],
-    start_console: Callable[[Settings], str], standin: Any,
-) -> str:
-    """/metrics once voice and video callbacks went through a receiver, workers and a reconciler pass."""
-    settings = pipeline_settings(admin_username=USER, admin_password=PASSWORD, admin_token=TOKEN, admin_secret_key=SECRET_KEY)
-    receiver, console = start_receiver(settings), start_console(settings)
-    voice, video = standin.state.add_voice(account_sid=ACCOUNT_SID), standin.state.add_video(account_sid=ACCOUNT_SID)
-    standin.state.add_voice(account_sid=ACCOUNT_SID)  # no callback: the reconciler finds it
-    assert receiver.post(receiver.url(), callback(voice)).status_code == 204
-    assert receiver.post(receiver.url("video"), video_callback(video)).status_code == 204
-    # A recording Twilio does not know (a 4xx to time) and a forged callback (a signature failure).
-    assert receiver.post(receiver.url(), voice_params(ACCOUNT_SID, "completed", new_sid("RE"))).status_code == 204
-    assert receiver.post(receiver.url(), callback(voice), token="forged").status_code == 403
-    drain(settings)
-    assert reconciler.run_once(settings, sources=["voice", "video"]).ok
-    drain(settings)
-
-    def text() -> str:
-        body = httpx.get(f"{console}/metrics", headers=BEARER, timeout=10).text
-        # The receiver writes its enqueue latencies every few seconds: wait for both sources'.
-        done = all(f'recording_receiver_enqueue_seconds_count{{source="{s}"}}' in body for s in ("voice", "video"))
-        return body if done else ""
-
-    body: str = wait_for(text, timeout=30, what="both sources' enqueue latencies in /metrics")
-    return body
 
 
 def _histograms(text: str) -> dict[str, dict[str, dict[Labels, list[tuple[str, float]]]]]:
@@ -106,3 +66,13 @@ def test_promtool_check_metrics_accepts_the_scrape(scraped: str) -> None:
         pytest.skip("promtool not installed (Debian package `prometheus`; .ci/run installs it)")
     checked = subprocess.run([promtool, "check", "metrics"], input=scraped, capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_dashboard_and_the_alerts_query_only_metrics_that_metrics_exposes(scraped: str) -> None:
+    exposed = {line.split("{")[0].split(" ")[0] for line in scraped.splitlines() if line and not line.startswith("#")}
+    named = {name: expr for expr in promql.all_exprs() for name in promql.metric_names(expr)}
+    assert {name: expr for name, expr in named.items() if name not in exposed} == {}
+    # Each metric family the console exports is on the dashboard, so a new one is not forgotten there.
+    families = {family.name for family in text_string_to_metric_families(scraped)}
+    on_dashboard = {name for expr in promql.dashboard_exprs() for name in promql.metric_names(expr)}
+    assert {f for f in families if not any(n == f or n.startswith(f + "_") for n in on_dashboard)} == set()
