@@ -17,8 +17,17 @@ from receiver.pending_counts import MAX_FIELDS, PendingCounts
 
 log = logs.get("receiver.counters")
 FLUSH_SECONDS = 5.0
-# Receivers not seen for this long are forgotten by the set of live ones.
+# Receivers not seen for this long are forgotten, their spool entries with them: a restart
+# comes back under a new pid, and the spool file it names is drained by its successor.
 FORGET_RECEIVER_SECONDS = 3600
+_FORGET = """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+if #gone > 0 then
+  redis.call('ZREM', KEYS[1], unpack(gone))
+  redis.call('HDEL', KEYS[2], unpack(gone))
+end
+return #gone
+"""
 
 
 class Counters:
@@ -77,7 +86,7 @@ class Counters:
             if depth is not None:
                 pipe.hset(stats.SPOOL, self.name, depth)
             pipe.zadd(stats.RECEIVERS_SEEN, {self.name: now})
-            pipe.zremrangebyscore(stats.RECEIVERS_SEEN, "-inf", now - FORGET_RECEIVER_SECONDS)
+            pipe.eval(_FORGET, 2, stats.RECEIVERS_SEEN, stats.SPOOL, now - FORGET_RECEIVER_SECONDS)
             await pipe.execute()
         except (RedisError, OSError) as exc:
             self._pending.give_back(batch)

@@ -65,6 +65,28 @@ def test_counts_taken_while_redis_is_down_are_written_when_it_is_back(own_redis:
     assert redis.zscore(stats.RECEIVERS_SEEN, "host-a:1") is not None
 
 
+def test_a_receiver_gone_for_an_hour_is_forgotten_with_its_spool_entry(own_redis: RedisProcess) -> None:
+    redis = own_redis.client()
+    redis.zadd(stats.RECEIVERS_SEEN, {"host-a:1": time.time() - 3700, "host-a:2": time.time() - 60})
+    redis.hset(stats.SPOOL, mapping={"host-a:1": 3, "host-a:2": 0})
+
+    async def flush() -> bool:
+        client = aioredis.Redis.from_url(own_redis.url)
+        counters = Counters(client, name="host-a:3")
+
+        async def depth() -> int:
+            return 7
+
+        counters.report_spool(depth)
+        written = await counters.flush()
+        await client.aclose()
+        return written
+
+    assert asyncio.run(flush())
+    assert set(redis.zrange(stats.RECEIVERS_SEEN, 0, -1)) == {b"host-a:2", b"host-a:3"}
+    assert redis.hgetall(stats.SPOOL) == {b"host-a:2": b"0", b"host-a:3": b"7"}
+
+
 def test_full_pending_counters_keep_counting_their_fields_and_count_what_they_refuse() -> None:
     pending = PendingCounts("receiver", max_fields=2)
     for _ in range(5):
