@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastPath:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await deps.counters.flush()
+        await deps.counters.close()
         with contextlib.suppress(Exception):
             # A last attempt, so a clean shutdown leaves nothing behind when Redis is up.
             await asyncio.wait_for(delivery.drain_once(), 5.0)

@@ -68,10 +68,6 @@ class Counters:
             self._pending.add(stats.SIGNATURE_FAILURES, signature_reason)
             self._pending.add(stats.minute("signature_failures", now), signature_reason, ttl=stats.MINUTE_TTL_SECONDS)
 
-    @property
-    def pending_fields(self) -> int:
-        return len(self._pending)
-
     async def flush(self) -> bool:
         """Writes what is pending (and that this receiver is alive); True when Redis took it."""
         dropped = self._pending.dropped_since_asked()
@@ -93,6 +89,13 @@ class Counters:
             log.info("counters not written yet; kept for the next flush", error=type(exc).__name__, fields=len(self._pending))
             return False
         return True
+
+    async def close(self) -> None:
+        """The last flush, at shutdown: what Redis does not take now is lost, and said so."""
+        if not await self.flush():
+            lost = self._pending.counts_held()
+            if lost:
+                log.warning("counter increments dropped at shutdown: Redis did not take them", count=lost)
 
     async def _read_spool_depth(self) -> int | None:
         if self._spool_depth is None:

@@ -83,6 +83,11 @@ class PendingCounts:
             dropped, self._dropped = self._dropped, 0
             return dropped
 
+    def counts_held(self) -> int:
+        """The counts waiting to be written (sums, which are not counts, left out)."""
+        with self._lock:
+            return sum(amount for amount in self._increments.values() if isinstance(amount, int))
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._increments)

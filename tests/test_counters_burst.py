@@ -125,6 +125,29 @@ def test_a_drop_is_a_warning_with_its_count_and_a_counted_metric(own_redis: Redi
     assert own_redis.client().hget(stats.COUNTER_DROPS, "receiver") == b"6"
 
 
+def test_counts_redis_never_took_are_a_warning_at_shutdown(own_redis: RedisProcess) -> None:
+    url = own_redis.url
+    own_redis.stop()
+    code = (
+        "import asyncio, redis.asyncio as r\n"
+        "from receiver import logs\n"
+        "from receiver.counters import Counters\n"
+        "logs.configure('INFO', 'json')\n"
+        "async def main():\n"
+        f"    c = Counters(r.Redis.from_url({url!r}, socket_connect_timeout=2), name='host-c:3')\n"
+        "    for _ in range(3):\n"
+        "        await c.count('voice', 'ignored')\n"
+        "    await c.close()\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    # Each callback counts in the total and in its minute: 3 callbacks, 6 increments.
+    assert [(w["event"].split(":")[0], w["count"]) for w in lines if w["level"] == "warning"] == [
+        ("counter increments dropped at shutdown", 6)]
+
+
 def test_worker_counts_survive_a_failed_write(own_redis: RedisProcess) -> None:
     job_stats = JobStats(Redis.from_url(own_redis.url, socket_timeout=2, socket_connect_timeout=2))
     job_stats.job("voice", "done", 0.2)
