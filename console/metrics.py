@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import accumulate
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    SummaryMetricFamily,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from redis import Redis
@@ -26,6 +24,9 @@ from receiver.events import Status
 NS = "recording_receiver"
 ENQUEUE_SECONDS = stats.ENQUEUE_SECONDS
 ARCHIVE_LATENCY_SECONDS = stats.ARCHIVE_LATENCY_SECONDS
+# Every histogram series carries every one of these bounds, observed or not: series of different
+# label sets must have the same `le` set for `sum by (le)` and rate() to add up.
+BOUNDS = (*stats.HISTOGRAM_BUCKETS, float("inf"))
 
 __all__ = ["CONTENT_TYPE_LATEST", "RedisCollector", "registry_for", "scrape"]
 
@@ -54,49 +55,76 @@ class RedisCollector(Collector):
 
     def _families(self) -> Iterator[Metric]:
         now = time.time()
-        pipe = self.redis.pipeline(transaction=False)
-        for key in (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOBS, stats.TWILIO_RESPONSES, stats.SPOOL,
-                    keys.RECONCILE_LAST, ENQUEUE_SECONDS, ARCHIVE_LATENCY_SECONDS):
-            pipe.hgetall(key)
-        for status in Status:
-            pipe.zcard(keys.status_index(status.value))
-        replies = pipe.execute()
-        callbacks, signatures, jobs, twilio, spool, reconcile, enqueue, archive = (mapping(r) for r in replies[:8])
+        snap = _read(self.redis, now)
+        read = snap.hashes
         yield _counter("callbacks", "Callbacks by source, status and verdict", ["source", "status", "verdict"],
-                       ((name.split("|"), count) for name, count in callbacks.items() if name.count("|") == 2))
+                       ((name.split("|"), count) for name, count in read[stats.CALLBACKS].items() if name.count("|") == 2))
         yield _counter("signature_failures", "Callbacks refused for their signature, by reason", ["reason"],
-                       (([reason], count) for reason, count in signatures.items()))
-        yield _job_summary(jobs)
-        yield _counter("twilio_api_responses", "Twilio REST responses by HTTP status", ["status"],
-                       (([status], count) for status, count in twilio.items()))
+                       (([reason], count) for reason, count in read[stats.SIGNATURE_FAILURES].items()))
+        yield _histogram("job_duration_seconds", "Job runs by source and outcome, and their duration", ["source", "outcome"],
+                         read[stats.JOB_SECONDS])
+        yield _counter("twilio_api_responses", "Twilio answers by HTTP status, REST calls and media downloads", ["status"],
+                       (([status], count) for status, count in read[stats.TWILIO_RESPONSES].items()))
+        yield _histogram("twilio_rest_seconds", "Twilio REST calls by source, endpoint kind and status class, and their latency",
+                         ["source", "endpoint", "status_class"], read[stats.TWILIO_REST_SECONDS])
+        drops = read[stats.COUNTER_DROPS]
+        yield _counter("increments_dropped", "Counter increments lost because a process's pending counters were full",
+                       ["component"], (([c], drops.get(c, "0")) for c in sorted({"receiver", "worker", *drops})))
+        yield from _receivers(snap.live_receivers, read[stats.SPOOL])
         recordings = GaugeMetricFamily(f"{NS}_recordings", "Recordings in the catalog by current status", labels=["status"])
-        for status, count in zip(Status, replies[8:]):
-            recordings.add_metric([status.value], integer(count))
+        for status, count in snap.recordings.items():
+            recordings.add_metric([status.value], count)
         yield recordings
         yield from _queues(self.redis, self.queue_name, now)
-        spool_depth = GaugeMetricFamily(f"{NS}_spool_depth", "Events held in a receiver's local spool", labels=["receiver"])
-        for receiver, depth in spool.items():
-            spool_depth.add_metric([receiver], number(depth))
-        yield spool_depth
-        yield from _reconcile(reconcile)
-        yield _histogram("enqueue_seconds", "Receiver's dedupe-and-enqueue round trip", enqueue)
-        yield _histogram("callback_to_archived_seconds", "First callback to media archived", archive)
+        yield from _reconcile(read[keys.RECONCILE_LAST])
+        yield _histogram("enqueue_seconds", "Receiver's dedupe-and-enqueue round trip", ["source"], read[ENQUEUE_SECONDS])
+        yield _histogram("callback_to_archived_seconds", "First callback to media archived", ["source"], read[ARCHIVE_LATENCY_SECONDS])
+
+
+_HASHES = (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOB_SECONDS, stats.TWILIO_RESPONSES, stats.SPOOL,
+           keys.RECONCILE_LAST, ENQUEUE_SECONDS, ARCHIVE_LATENCY_SECONDS, stats.TWILIO_REST_SECONDS, stats.COUNTER_DROPS)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    hashes: dict[str, dict[str, str]]  # by key
+    live_receivers: set[str]
+    recordings: dict[Status, int]
+
+
+def _read(redis: Redis, now: float) -> _Snapshot:
+    """Everything a scrape shows but the queues, in one round trip."""
+    pipe = redis.pipeline(transaction=False)
+    for key in _HASHES:
+        pipe.hgetall(key)
+    pipe.zrangebyscore(stats.RECEIVERS_SEEN, now - stats.RECEIVER_ALIVE_SECONDS, "+inf")
+    for status in Status:
+        pipe.zcard(keys.status_index(status.value))
+    replies = pipe.execute()
+    return _Snapshot(
+        hashes={key: mapping(reply) for key, reply in zip(_HASHES, replies)},
+        live_receivers={r.decode() if isinstance(r, bytes) else str(r) for r in replies[len(_HASHES)]},
+        recordings={status: integer(size) for status, size in zip(Status, replies[len(_HASHES) + 1:])},
+    )
+
+
+def _receivers(live: set[str], spool: dict[str, str]) -> Iterator[Metric]:
+    alive = GaugeMetricFamily(f"{NS}_receivers_alive", "Receiver processes that wrote their counters in the last 30 s")
+    alive.add_metric([], len(live))
+    yield alive
+    depth = GaugeMetricFamily(f"{NS}_spool_depth", "Events held in a live receiver's local spool", labels=["receiver"])
+    # Only live receivers': a receiver restarted under a new pid leaves its old entry behind,
+    # while the spool it names (one per host) is drained, and reported, by its successor.
+    for receiver, events in sorted(spool.items()):
+        if receiver in live:
+            depth.add_metric([receiver], number(events))
+    yield depth
 
 
 def _counter(name: str, doc: str, labels: list[str], values: Iterable[tuple[list[str], str]]) -> CounterMetricFamily:
     family = CounterMetricFamily(f"{NS}_{name}", doc, labels=labels)
     for label_values, count in values:
         family.add_metric(label_values, number(count))
-    return family
-
-
-def _job_summary(raw: dict[str, str]) -> SummaryMetricFamily:
-    family = SummaryMetricFamily(f"{NS}_job_duration_seconds", "Job runs by source and outcome, and their duration",
-                                 labels=["source", "outcome"])
-    for name, count in raw.items():
-        parts = name.split("|")
-        if len(parts) == 2:
-            family.add_metric(parts, count_value=integer(count), sum_value=number(raw.get(f"{name}|seconds")))
     return family
 
 
@@ -153,29 +181,35 @@ def _per_source(raw: dict[str, str]) -> dict[str, object]:
     return found
 
 
-def _histogram(name: str, doc: str, raw: dict[str, str]) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(f"{NS}_{name}", doc, labels=["source"])
-    per_source: dict[str, dict[float, float]] = {}
-    sums: dict[str, float] = {}
+def _histogram(name: str, doc: str, labels: list[str], raw: dict[str, str]) -> HistogramMetricFamily:
+    """Hash fields "{label values}|{le}" (that bucket's own count) and "…|sum" as one histogram."""
+    family = HistogramMetricFamily(f"{NS}_{name}", doc, labels=labels)
+    counts: dict[tuple[str, ...], list[float]] = {}
+    sums: dict[tuple[str, ...], float] = {}
     for field_name, value in raw.items():
-        source, _, bound = field_name.rpartition("|")
+        prefix, _, bound = field_name.rpartition("|")
+        label_values = tuple(prefix.split("|"))
+        if len(label_values) != len(labels):
+            continue
         if bound == "sum":
-            sums[source] = number(value)
+            sums[label_values] = number(value)
             continue
         try:
-            per_source.setdefault(source, {})[float(bound)] = number(value)
+            upper = float(bound)
         except ValueError:
             continue
-    for source, buckets in sorted(per_source.items()):
-        cumulative: list[tuple[str, float]] = []
-        running = 0.0
-        for upper in sorted(buckets):
-            running += buckets[upper]
-            cumulative.append(("+Inf" if upper == float("inf") else repr(upper), running))
-        if not cumulative or cumulative[-1][0] != "+Inf":
-            cumulative.append(("+Inf", running))
-        family.add_metric([source], cumulative, sum_value=sums.get(source, 0.0))
+        # A bound no longer configured counts under the next one up: still true, only coarser.
+        slot = bisect.bisect_left(BOUNDS, upper)
+        counts.setdefault(label_values, [0.0] * len(BOUNDS))[slot] += number(value)
+    for label_values in sorted(counts.keys() | sums.keys()):
+        own = counts.get(label_values, [0.0] * len(BOUNDS))
+        buckets = [(_le(bound), total) for bound, total in zip(BOUNDS, accumulate(own))]
+        family.add_metric(list(label_values), buckets, sum_value=sums.get(label_values, 0.0))
     return family
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 def registry_for(redis: Redis, queue_name: str) -> CollectorRegistry:

@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastPath:
         observe=counters.observe_batch,
     )
     delivery = Delivery(enqueuer, spool, settings.spool_after_seconds, redis)
+    counters.name = delivery.name
+    counters.report_spool(delivery.depth)
     deps = Deps(
         settings=settings, accounts=accounts, delivery=delivery, counters=counters,
         deadlines=BodyDeadlines(settings.body_timeout_seconds), doctor=Doctor(settings.signature_diagnoses_per_second),
@@ -81,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastPath:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await deps.counters.flush()
+        await deps.counters.close()
         with contextlib.suppress(Exception):
             # A last attempt, so a clean shutdown leaves nothing behind when Redis is up.
             await asyncio.wait_for(delivery.drain_once(), 5.0)

@@ -15,6 +15,11 @@ JOBS = f"{PREFIX}:jobs"
 SPOOL = f"{PREFIX}:spool"
 # Hash: "{status}" -> count of Twilio API responses by HTTP status.
 TWILIO_RESPONSES = f"{PREFIX}:twilio_responses"
+# Hash: "{component}" (receiver, worker) -> counter increments dropped because memory was full.
+COUNTER_DROPS = f"{PREFIX}:counter_drops"
+# Sorted set: receiver "host:pid" -> when it last wrote its counters (every few seconds while alive).
+RECEIVERS_SEEN = f"{PREFIX}:receivers_seen"
+RECEIVER_ALIVE_SECONDS = 30.0
 
 
 def minute(kind: str, epoch_seconds: float) -> str:
@@ -25,20 +30,22 @@ def minute(kind: str, epoch_seconds: float) -> str:
 def callback_field(source: str, status: str, verdict: str) -> str:
     return f"{source}|{status}|{verdict}"
 
-# Latency histograms: hash fields "{source}|{le}" hold the count of observations in that bucket
-# alone (not cumulative), "{source}|sum" their sum; the console turns them into Prometheus
-# histograms at scrape time.
-ENQUEUE_SECONDS = f"{PREFIX}:enqueue_seconds"  # receiver: dedupe-and-enqueue round trip
-ARCHIVE_LATENCY_SECONDS = f"{PREFIX}:archive_latency_seconds"  # first callback -> media stored
+# Latency histograms: hash fields "{labels}|{le}" hold the count of observations in that bucket
+# alone (not cumulative), "{labels}|sum" their sum, where {labels} is the label values joined by
+# "|"; the console turns them into Prometheus histograms at scrape time.
+ENQUEUE_SECONDS = f"{PREFIX}:enqueue_seconds"  # receiver: dedupe-and-enqueue round trip; {source}
+ARCHIVE_LATENCY_SECONDS = f"{PREFIX}:archive_latency_seconds"  # first callback -> media stored; {source}
+JOB_SECONDS = f"{PREFIX}:job_seconds"  # one job run; {source}|{outcome}
+TWILIO_REST_SECONDS = f"{PREFIX}:twilio_rest_seconds"  # one Twilio REST call; {source}|{endpoint}|{status class}
 HISTOGRAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-def bucket_field(source: str, value: float) -> str:
+def bucket_field(labels: str, value: float) -> str:
     for bound in HISTOGRAM_BUCKETS:
         if value <= bound:
-            return f"{source}|{bound}"
-    return f"{source}|inf"
+            return f"{labels}|{bound}"
+    return f"{labels}|inf"
 
 
-def sum_field(source: str) -> str:
-    return f"{source}|sum"
+def sum_field(labels: str) -> str:
+    return f"{labels}|sum"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -13,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, settings as hypothesis_settings
 from redis import Redis
 
+from receiver import stats
 from receiver.settings import Settings
-from tests.servers import RedisProcess, listening_socket, serve_app
+from tests.servers import RedisProcess, listening_socket, serve_app, wait_for
 from tests.twilio_signing import sign
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -137,6 +139,12 @@ def pipeline_settings(make_settings: Callable[..., Settings], standin: Any) -> C
         return make_settings(**values)
 
     return make
+
+
+def counters_written(redis: Redis) -> None:
+    """Wait until a receiver has written its counters after now: what it counted so far is in Redis."""
+    since = time.time()
+    wait_for(lambda: redis.zcount(stats.RECEIVERS_SEEN, since, "+inf") > 0, timeout=30, what="the receiver's counters to be written")
 
 
 def drain(settings: Settings) -> None:

@@ -62,7 +62,7 @@ class WorkerContext:
 
     @cached_property
     def rest(self) -> TwilioRest:
-        return TwilioRest(self.settings, on_response=self.stats.twilio_response)
+        return TwilioRest(self.settings, on_call=self.stats.twilio_call)
 
     @cached_property
     def http(self) -> httpx.Client:

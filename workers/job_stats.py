@@ -2,49 +2,68 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 from redis import Redis
-from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from receiver import keys, logs, stats
+from receiver.pending_counts import PendingCounts
+from workers.rest_kinds import RestCall
 
 log = logs.get("workers.job_stats")
 
 
 class JobStats:
-    """Best effort: a counter that cannot be written is logged, never a job failure."""
+    """Best effort, never a job failure, and never a silent loss: a write that fails is kept in
+    memory (bounded) and carried by the next one; anything refused is logged and counted."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._pending = PendingCounts("worker")
 
     def job(self, source: str, outcome: str, seconds: float) -> None:
-        self._write(lambda pipe: (
-            pipe.hincrby(stats.JOBS, f"{source}|{outcome}", 1),
-            pipe.hincrbyfloat(stats.JOBS, f"{source}|{outcome}|seconds", seconds),
-        ))
+        labels = f"{source}|{outcome}"
+        self._pending.add(stats.JOBS, labels)
+        self._pending.add(stats.JOBS, f"{labels}|seconds", float(seconds))
+        self._pending.observe(stats.JOB_SECONDS, labels, seconds)
+        self.flush()
 
     def archived(self, source: str, sid: str, archived_at: float) -> None:
         """Callback-to-archived latency, from when the receiver first saw the recording."""
-        first_ms = self._redis.zscore(keys.RECORDINGS_INDEX, f"{source}:{sid}")
+        try:
+            first_ms = self._redis.zscore(keys.RECORDINGS_INDEX, f"{source}:{sid}")
+        except RedisError as exc:
+            log.warning("archive latency not known: Redis did not answer", error=type(exc).__name__)
+            return
         if first_ms is None:
             return
         latency = max(0.0, archived_at - float(first_ms) / 1000)
-        self._write(lambda pipe: self._observe(pipe, stats.ARCHIVE_LATENCY_SECONDS, source, latency))
+        self._pending.observe(stats.ARCHIVE_LATENCY_SECONDS, source, latency)
+        self.flush()
 
     def twilio_response(self, status: int) -> None:
-        self._write(lambda pipe: pipe.hincrby(stats.TWILIO_RESPONSES, str(status), 1))
+        self._pending.add(stats.TWILIO_RESPONSES, str(status))
+        self.flush()
 
-    @staticmethod
-    def _observe(pipe: Pipeline, key: str, source: str, value: float) -> None:
-        pipe.hincrby(key, stats.bucket_field(source, value), 1)
-        pipe.hincrbyfloat(key, stats.sum_field(source), value)
+    def twilio_call(self, call: RestCall) -> None:
+        """Every Twilio REST call (workers.twilio_rest): its answer's status and its latency."""
+        if call.status is not None:
+            self._pending.add(stats.TWILIO_RESPONSES, str(call.status))
+        self._pending.observe(stats.TWILIO_REST_SECONDS, call.labels, call.seconds)
+        self.flush()
 
-    def _write(self, fill: Callable[[Pipeline], object]) -> None:
+    def flush(self) -> bool:
+        dropped = self._pending.dropped_since_asked()
+        if dropped:
+            log.warning("counter increments dropped: memory for pending counters is full", count=dropped)
+        batch = self._pending.take()
+        if not batch:
+            return True
         try:
             pipe = self._redis.pipeline(transaction=False)
-            fill(pipe)
+            batch.fill(pipe)
             pipe.execute()
         except RedisError as exc:
-            log.warning("counter not written", error=type(exc).__name__)
+            self._pending.give_back(batch)
+            log.warning("counters not written yet; kept for the next write", error=type(exc).__name__)
+            return False
+        return True

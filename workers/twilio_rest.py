@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 from twilio.http.http_client import TwilioHttpClient
@@ -11,21 +12,33 @@ from twilio.rest import Client
 
 from receiver.accounts import Account
 from receiver.settings import Settings
+from workers.rest_kinds import RestCall
+
+OnCall = Callable[[RestCall], None]
 
 
 class _HeaderKeepingHttpClient(TwilioHttpClient):  # type: ignore[misc]
-    """Keeps the last response's headers: TwilioRestException drops Retry-After, we need it."""
+    """Keeps the last response's headers: TwilioRestException drops Retry-After, we need it.
 
-    def __init__(self, on_response: Callable[[int], None], **kwargs: Any) -> None:
+    Every Twilio REST call, typed or through `client.request()`, passes here, so this is where
+    each one is timed and reported, answered or not.
+    """
+
+    def __init__(self, on_call: OnCall, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.last_headers: dict[str, str] = {}
-        self._on_response = on_response
+        self._on_call = on_call
 
-    def request(self, *args: Any, **kwargs: Any) -> Response:
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         self.last_headers = {}
-        response = super().request(*args, **kwargs)
+        started = time.monotonic()
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except Exception:
+            self._on_call(RestCall(method, url, None, time.monotonic() - started))
+            raise
         self.last_headers = {k.lower(): v for k, v in (response.headers or {}).items()}
-        self._on_response(response.status_code)
+        self._on_call(RestCall(method, url, response.status_code, time.monotonic() - started))
         return response
 
 
@@ -36,10 +49,10 @@ class TwilioRest:
     with them, so both are cleared: the hosts come from our settings alone.
     """
 
-    def __init__(self, settings: Settings, on_response: Callable[[int], None] = lambda status: None) -> None:
+    def __init__(self, settings: Settings, on_call: OnCall = lambda call: None) -> None:
         self._settings = settings
         self._local = threading.local()
-        self._on_response = on_response
+        self._on_call = on_call
 
     def client(self, account: Account) -> Client:
         cache: dict[str, Client] = self._local.__dict__.setdefault("clients", {})
@@ -49,7 +62,7 @@ class TwilioRest:
 
     def _build(self, account: Account) -> Client:
         username, password = account.rest_credentials()
-        http = _HeaderKeepingHttpClient(self._on_response, timeout=self._settings.twilio_timeout_seconds)
+        http = _HeaderKeepingHttpClient(self._on_call, timeout=self._settings.twilio_timeout_seconds)
         client = Client(username, password, account_sid=account.sid, http_client=http)
         client.region = None
         client.edge = None

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from receiver.settings import Settings
+from tests.conftest import Receiver
 from tests.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER
+from tests.console.traffic import scrape_after_traffic
 from tests.servers import serve_app
 
 
@@ -38,3 +40,13 @@ def start_console() -> Iterator[Callable[..., str]]:
 
     with stack:
         yield start
+
+
+@pytest.fixture
+def scraped(
+    pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver],
+    start_console: Callable[[Settings], str], standin: Any,
+) -> str:
+    """/metrics after real traffic of two sources (tests/console/traffic.py)."""
+    settings = pipeline_settings(admin_username=USER, admin_password=PASSWORD, admin_token=TOKEN, admin_secret_key=SECRET_KEY)
+    return scrape_after_traffic(settings, start_receiver(settings), start_console(settings), standin)

@@ -228,10 +228,12 @@ def test_metrics_come_from_redis_so_every_process_counts(
 ) -> None:
     redis.hset(stats.CALLBACKS, mapping={"voice|completed|queued": 5, "voice|-|rejected_signature": 1})
     redis.hset(stats.SIGNATURE_FAILURES, mapping={"signature mismatch": 1})
-    redis.hset(stats.JOBS, mapping={"voice|done": 4, "voice|done|seconds": 2.5})
+    redis.hset(stats.JOB_SECONDS, mapping={"voice|done|0.5": 3, "voice|done|1.0": 1, "voice|done|sum": 2.5})
     redis.hset(stats.TWILIO_RESPONSES, mapping={"200": 8, "429": 1})
     redis.hset(metrics.ENQUEUE_SECONDS, mapping={"voice|0.001": 3, "voice|0.01": 1, "voice|sum": 0.013})
     redis.hset(stats.SPOOL, mapping={"receiver-a": 2})
+    redis.hset(stats.SPOOL, mapping={"receiver-gone": 5})  # restarted: its successor drains that spool
+    redis.zadd(stats.RECEIVERS_SEEN, {"receiver-a": time.time(), "receiver-gone": time.time() - 600})
     redis.hset(keys.RECONCILE_LAST, mapping={"at": 1700000000, "seen": 3, "missing": 1, "sources": json.dumps({"voice": {"missing": 1}})})
     seed(redis, 12)
     fail_job(redis, sid("RE", 1), "transient: network: ReadTimeout")
@@ -253,8 +255,10 @@ def test_metrics_come_from_redis_so_every_process_counts(
             'recording_receiver_reconcile_last_pass_missing{source="voice"} 1.0',
             'recording_receiver_reconcile_last_pass_recordings{kind="missing"} 1.0',
             "recording_receiver_redis_up 1.0",
+            "recording_receiver_receivers_alive 1.0",
         ):
             assert line in text, line
+        assert "receiver-gone" not in text
 
 
 def test_workers_page_lists_a_live_worker(

@@ -183,10 +183,31 @@ def test_metrics_add_up_what_every_receiver_and_worker_process_did(
         'recording_receiver_recordings{status="absent"} 8.0',
     )
     consoles = [start_console(console_settings()), start_console(console_settings())]
+
+    def missing() -> list[str]:
+        text = httpx.get(f"{consoles[0]}/metrics", headers=BEARER, timeout=10).text
+        return [line for line in expected if line not in text]
+
+    # Receivers write their counts every 5 s: wait for the next write, no longer.
+    wait_for(lambda: not missing(), timeout=20, what="the receivers' counts in /metrics")
     for base in consoles:
         text = httpx.get(f"{base}/metrics", headers=BEARER, timeout=10).text
         for line in expected:
             assert line in text, line
+
+
+def test_the_readme_lists_every_metric_with_its_type_and_labels(scraped: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    listed = {row[0].strip("`"): (row[1], set(readme.codes_in(row[2]))) for row in readme.table("| metric | type | labels |")}
+    exposed: dict[str, tuple[str, set[str]]] = {}
+    for family in text_string_to_metric_families(scraped):
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = {k for sample in family.samples for k in sample.labels if k != "le"}
+        exposed[name] = (family.type, labels)
+    assert listed == exposed
+    for path in ("deploy/prometheus/alerts.yml", "deploy/grafana/recording-receiver.json"):
+        assert f"`{path}`" in readme.prose() and (ROOT / path).is_file()
 
 
 # -- sign-in settings ----------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The monitoring files shipped in deploy/ (Prometheus alerts, Grafana dashboard), read for the tests."""
