@@ -279,3 +279,14 @@ def test_simulate_unsigned_fails_when_the_receiver_takes_it() -> None:
     with serve_app(Starlette(routes=[Route("/x", accepts_anything, methods=["POST"])]), sock=sock):
         done = run("simulate", f"http://127.0.0.1:{sock.getsockname()[1]}/x", "--unsigned", **CREDENTIALS)
     assert done.returncode == 1 and "ACCEPTED although it should have been refused" in done.stdout
+
+
+def test_simulate_signs_the_url_the_receiver_rebuilds_from_public_base_url(
+    make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver]
+) -> None:
+    public = "https://hooks.example.com"
+    receiver = start_receiver(make_settings(public_base_url=public))
+    direct = run("simulate", receiver.url(), "--status", "absent", PUBLIC_BASE_URL=public, **CREDENTIALS)
+    assert direct.returncode == 0 and direct.stdout.startswith("204 No Content"), direct.stdout + direct.stderr
+    unset = run("simulate", receiver.url(), "--status", "absent", **CREDENTIALS)
+    assert unset.returncode == 1 and unset.stdout.startswith("403 Forbidden") and "signature did not match" in unset.stdout

@@ -93,11 +93,16 @@ def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
         _start_embedded_redis(supervisor, data_dir / "redis", redis_port)
     if not settings.redis_sentinels:
         # For check, reconcile and simulate in another terminal; holds the password, so mode 0600.
-        up_record.write(data_dir, settings.redis_url or "", f"http://{_url_host(host)}:{port}")
+        up_record.write(data_dir, settings.redis_url or "", f"http://{_url_host(_reachable(host))}:{port}")
     try:
         _run_up(supervisor, settings, env, host, port, worker_count, data_dir, console)
     finally:
         up_record.remove(data_dir)
+
+
+def _reachable(host: str) -> str:
+    """A listening address a client can connect to: the loopback one for "every address"."""
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
 def _url_host(host: str) -> str:

@@ -133,7 +133,9 @@ def signature(url: str, params: dict[str, str], auth_token: str) -> str:
 
 
 def send(url: str, params: dict[str, str], auth_token: str | None, timeout: float = 15.0,
-         signed_params: dict[str, str] | None = None) -> httpx.Response:
-    """POST `params` to `url`, signed over `signed_params` (default: the same) unless no token is given."""
-    headers = {} if auth_token is None else {"X-Twilio-Signature": signature(url, signed_params or params, auth_token)}
+         signed_params: dict[str, str] | None = None, signed_url: str | None = None) -> httpx.Response:
+    """POST `params` to `url`, signed over `signed_url` and `signed_params` (default: the same) unless
+    no token is given."""
+    signed = signature(signed_url or url, signed_params or params, auth_token) if auth_token is not None else None
+    headers = {} if signed is None else {"X-Twilio-Signature": signed}
     return httpx.post(url, data=params, headers=headers, timeout=timeout)

@@ -29,7 +29,7 @@ def run(settings: Settings, url: str, source: str, status: str | None, recording
     token = None if unsigned else settings.twilio_auth_token.get_secret_value()  # type: ignore[union-attr]
     sent = simulate.tamper(source, params) if tamper else params
     try:
-        response = simulate.send(url, sent, token, signed_params=params)
+        response = simulate.send(url, sent, token, signed_params=params, signed_url=_as_twilio_calls(url, settings))
     except httpx.ConnectError:
         raise Mistake(f"nothing answers at {_origin(url)}: is the receiver running (`up` or `serve`), on that port?") from None
     except httpx.TimeoutException:
@@ -41,6 +41,14 @@ def run(settings: Settings, url: str, source: str, status: str | None, recording
     if unsigned or tamper:
         return 0 if response.status_code == 403 else 1
     return 0 if response.status_code < 300 else 1
+
+
+def _as_twilio_calls(url: str, settings: Settings) -> str:
+    """The URL to sign: the receiver checks against PUBLIC_BASE_URL and the path, so sign what it rebuilds."""
+    if not settings.public_base_url:
+        return url
+    parts = urlsplit(url)
+    return settings.public_base_url + parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def _check_url(url: str) -> None:
