@@ -72,12 +72,14 @@ def test_a_command_that_needs_redis_names_redis_url_when_it_is_unset(command: st
     ("LOG_LEVEL", "loud", "INFO"),
     ("OUTAGE_RESPONSE", "418", "204"),
     ("TWILIO_WEBHOOK_SHARED_KEYS", SECRET, "JSON"),
+    ("REDIS_URL", f"{SECRET}@localhost:6379", "redis://"),
 ])
 @pytest.mark.parametrize("command", ["serve", "check", "reconcile"])
 def test_an_invalid_setting_is_named_with_what_it_expects_and_never_its_value(
     command: str, variable: str, value: str, expected: str, tmp_path: Path
 ) -> None:
-    done = run(command, REDIS_URL=closed_redis(), DATA_DIR=str(tmp_path), **{variable: value}, **CREDENTIALS)
+    settings = {"REDIS_URL": closed_redis(), "DATA_DIR": str(tmp_path), **CREDENTIALS, variable: value}
+    done = run(command, **settings)
     line = assert_one_line(done, command, variable, expected)
     assert value not in line.partition(": ")[2].replace(expected, "")
 
