@@ -139,6 +139,18 @@ def test_a_server_refuses_a_port_in_use_in_one_line(
     assert_one_line(done, command, f"127.0.0.1:{taken_port}", setting)
 
 
+def test_admin_refuses_an_open_bind_without_credentials_in_one_line(redis_url: str, tmp_path: Path) -> None:
+    done = run("admin", "--host", "0.0.0.0", "--port", str(free_port()), REDIS_URL=redis_url, DATA_DIR=str(tmp_path))
+    assert_one_line(done, "admin", "console not started")
+
+
+def test_up_refuses_a_data_directory_it_cannot_use_before_starting_anything(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = run("up", "--data-dir", str(blocker / "data"), "--port", str(free_port()), ADMIN_PORT=str(free_port()), **CREDENTIALS)
+    assert_one_line(done, "up", f"cannot use the data directory {blocker / 'data'}", "--data-dir")
+
+
 def test_simulate_to_a_closed_port_says_nothing_answers_there(tmp_path: Path) -> None:
     url = closed_url()
     done = run("simulate", url, DATA_DIR=str(tmp_path), **CREDENTIALS)
