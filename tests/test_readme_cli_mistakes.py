@@ -303,3 +303,14 @@ def test_simulate_signs_the_url_the_receiver_rebuilds_from_public_base_url(
     assert direct.returncode == 0 and direct.stdout.startswith("204 No Content"), direct.stdout + direct.stderr
     unset = run("simulate", receiver.url(), "--status", "absent", **CREDENTIALS)
     assert unset.returncode == 1 and unset.stdout.startswith("403 Forbidden") and "signature did not match" in unset.stdout
+
+
+def test_simulate_help_lists_every_sources_statuses() -> None:
+    import re
+
+    from workers.simulate import SOURCES
+
+    shown = run("simulate", "--help")
+    assert shown.returncode == 0
+    for source, (statuses, _, _) in SOURCES.items():
+        assert re.search(rf"\b{source}\s+{re.escape(', '.join(statuses))}\s*$", shown.stdout, re.M), (source, shown.stdout)
