@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from receiver.errors import BadSetting
 from receiver.settings import Settings
 from receiver.sids import is_sid
 
@@ -60,12 +61,27 @@ def _tokens(primary: SecretStr | str | None, secondary: SecretStr | str | None) 
     return tuple((label, SecretStr(str(v.get_secret_value() if isinstance(v, SecretStr) else v))) for label, v in pairs if v)
 
 
+def _read_file(path: Path) -> dict[str, dict[str, str]]:
+    """The file's JSON object, or a BadSetting naming the variable and what is wrong."""
+    where = f"TWILIO_ACCOUNTS_FILE {path}"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadSetting(f"{where}: {exc.strerror or type(exc).__name__}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # The message only: the text around the error may hold a token.
+        raise BadSetting(f"{where}: not JSON ({getattr(exc, 'msg', 'not UTF-8')})") from None
+    if not isinstance(raw, dict) or not all(isinstance(entry, dict) for entry in raw.values()):
+        raise BadSetting(f'{where}: expected a JSON object {{"AC…": {{"auth_token": "…"}}, …}}')
+    return raw
+
+
 def _from_file(path: Path) -> list[Account]:
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw = _read_file(path)
     accounts = []
     for sid, entry in raw.items():
         if not is_sid(sid, "AC"):
-            raise ValueError(f"{path}: {sid!r} is not an account SID")
+            raise BadSetting(f"TWILIO_ACCOUNTS_FILE {path}: {sid!r} is not an account SID")
         key_secret = entry.get("api_key_secret")
         accounts.append(
             Account(
@@ -76,6 +92,11 @@ def _from_file(path: Path) -> list[Account]:
             )
         )
     return accounts
+
+
+def has_tokens(book: AccountBook, settings: Settings) -> bool:
+    """Whether any callback could pass a signature check: some auth token or webhook shared key."""
+    return bool(settings.twilio_webhook_shared_keys) or any(account.tokens for account in book)
 
 
 def load_accounts(settings: Settings) -> AccountBook:

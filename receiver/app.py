@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from receiver import logs
-from receiver.accounts import load_accounts
+from receiver.accounts import has_tokens, load_accounts
 from receiver.asgi_io import Receive, Scope, Send
 from receiver.body_deadline import BodyDeadlines
 from receiver.callbacks import CallbackEndpoint, Deps
@@ -21,7 +21,7 @@ from receiver.delivery import Delivery
 from receiver.enqueue import Enqueuer
 from receiver.spool import Spool
 from receiver.events import Source
-from receiver.health import healthz, readyz
+from receiver.health import NO_AUTH_TOKEN, healthz, readyz
 from receiver.job_template import JobTemplate
 from receiver.redis_client import aclose, async_redis
 from receiver.settings import Settings, load_settings
@@ -66,8 +66,8 @@ def create_app(settings: Settings | None = None) -> FastPath:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if not settings.public_base_url and not settings.trust_proxy_headers:
             log.warning("PUBLIC_BASE_URL is not set: signatures are checked against the Host header")
-        if accounts.default is None and not list(accounts):
-            log.warning("no Twilio account configured: every callback will be rejected")
+        if not has_tokens(accounts, settings):
+            log.warning(NO_AUTH_TOKEN)
         # Everything made at start-up lives for the process: keep the collector from rescanning
         # it, and collect less often, since a full collection stalls every request in flight.
         gc.collect()

@@ -16,3 +16,7 @@ class BadCallback(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class BadSetting(ValueError):
+    """A setting that cannot work, named with what is expected (never its value: it may be a secret)."""

@@ -1,4 +1,4 @@
-"""Liveness and readiness: alive means the process answers; ready means Redis answers too."""
+"""Liveness and readiness: alive means the process answers; ready means callbacks can be verified and kept."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from receiver.accounts import has_tokens
+from receiver.callbacks import Deps
 from receiver.delivery import Delivery
+
+# Said at start-up and by /readyz: without a token every callback's signature check fails.
+NO_AUTH_TOKEN = "no auth token configured: set TWILIO_AUTH_TOKEN (or TWILIO_ACCOUNTS_FILE); every callback gets 403"
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -21,9 +26,11 @@ async def readyz(request: Request) -> JSONResponse:
 
     Taking every receiver out of the load balancer because Redis is down would turn a recoverable
     outage into lost callbacks, so a working spool keeps the receiver ready (status "degraded").
+    With no auth token it is never ready: it could only refuse callbacks.
     """
     redis: Redis = request.app.state.redis
-    delivery: Delivery = request.app.state.deps.delivery
+    deps: Deps = request.app.state.deps
+    delivery: Delivery = deps.delivery
     redis_state = "ok"
     try:
         await asyncio.wait_for(redis.ping(), timeout=1.0)
@@ -34,6 +41,8 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as exc:
         depth = f"unavailable: {type(exc).__name__}"
     body = {"redis": redis_state, "spool": depth, "spooling": delivery.detouring}
+    if not has_tokens(deps.accounts, deps.settings):
+        return JSONResponse({"status": "unavailable", "auth": NO_AUTH_TOKEN, **body}, status_code=503)
     if redis_state == "ok":
         return JSONResponse({"status": "ready", **body})
     if isinstance(depth, int):

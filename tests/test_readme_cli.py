@@ -69,10 +69,10 @@ def _trial_credentials() -> dict[str, str]:
     return dict(word.split("=", 1) for word in line.split()[1:])
 
 
-def _printed_line_pattern() -> re.Pattern[str]:
+def _printed_line_pattern(answer: str = "204") -> re.Pattern[str]:
     """The README's sample output of simulate, `# 204 No Content  RecordingSid=RE…  status=absent`."""
     block = readme.block_after("### Try it without Twilio")
-    [sample] = [line.lstrip("# ") for line in block.lines if "RecordingSid=" in line]
+    [sample] = [line.lstrip("# ") for line in block.lines if "RecordingSid=" in line and line.startswith(f"# {answer} ")]
     return re.compile(re.escape(sample).replace("RE…", "RE[0-9a-f]{32}"))
 
 
@@ -104,6 +104,15 @@ def test_simulate_sends_a_signed_callback_that_is_recorded_without_calling_twili
     refused = run("simulate", receiver.url(), "--status", "absent", TWILIO_ACCOUNT_SID=trial["TWILIO_ACCOUNT_SID"],
                   TWILIO_AUTH_TOKEN="not-the-token")
     assert refused.returncode == 1 and refused.stdout.startswith("403 Forbidden")
+    # "The same command without the signature … is refused with 403": the README's command, as shown.
+    [unsigned] = [c.split() for _, c in readme.shell_commands() if " simulate " in c and "--unsigned" in c]
+    assert unsigned[2:] == shown[2:] + ["--unsigned"]
+    queued = Queue("recordings", connection=redis, serializer=JSONSerializer).count
+    not_signed = run("simulate", *args, "--unsigned", TWILIO_ACCOUNT_SID=trial["TWILIO_ACCOUNT_SID"],
+                     TWILIO_AUTH_TOKEN=trial["TWILIO_AUTH_TOKEN"])
+    assert not_signed.returncode == 0, not_signed.stdout + not_signed.stderr
+    assert _printed_line_pattern("403").fullmatch(not_signed.stdout.strip()), not_signed.stdout
+    assert Queue("recordings", connection=redis, serializer=JSONSerializer).count == queued  # no job
 
 
 # -- worker --------------------------------------------------------------------------------------

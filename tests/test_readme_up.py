@@ -157,7 +157,7 @@ def test_up_gives_up_on_a_child_failing_three_times_within_ten_seconds_of_starti
 
 
 def test_up_makes_a_one_off_console_password_only_on_loopback(make_settings: Any) -> None:
-    from workers.cli import _plan_console
+    from workers.up_command import _plan_console
 
     bare = dict(admin_username=None, admin_password=None, admin_token=None)
     local = _plan_console(make_settings(**bare), {})

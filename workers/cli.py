@@ -1,26 +1,25 @@
-"""The `recording-receiver` command: up, serve, worker, simulate, check."""
+"""The `recording-receiver` command: up, serve, worker, admin, reconcile, simulate, check."""
 
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from receiver import logs
-from pydantic import SecretStr
-
 from receiver.settings import Settings, load_settings, redact_url
+from workers import up_record
+from workers.cli_errors import Commands, Mistake
+from workers.up_command import ROUTES
 
 if TYPE_CHECKING:
-    from workers.supervisor import Supervisor
+    from workers import check_lines
 
-ROUTES = ("voice", "video", "media", "legacy")
+SIMULATED = ROUTES  # every source's sample callback; their statuses are workers.simulate.SOURCES
 # The soft limit on open files `serve` asks for when the hard limit is unlimited.
 OPEN_FILES_WITHOUT_CEILING = 65536
 
@@ -36,7 +35,33 @@ def _settings() -> Settings:
     return settings
 
 
-@click.group()
+def _require_redis(settings: Settings, up_runs_here: bool = False) -> None:
+    if not settings.redis_configured:
+        alternative = f", or start `recording-receiver up` (DATA_DIR {settings.data_dir})" if up_runs_here else ""
+        raise Mistake(f"REDIS_URL (or REDIS_SENTINELS) is not set: set REDIS_URL=redis://host:6379/0{alternative}")
+
+
+def _with_up_redis(settings: Settings, err: bool = False) -> Settings:
+    """With no Redis configured, the Redis of an `up` running on DATA_DIR, said in one line."""
+    if settings.redis_configured:
+        return settings
+    record = up_record.read(settings.data_dir)
+    if record is None or not record.redis_url:
+        return settings
+    where = up_record.path_in(settings.data_dir)
+    click.echo(f"redis      using the running `up`'s {redact_url(record.redis_url)} (REDIS_URL unset; from {where})", err=err)
+    return settings.model_copy(update={"redis_url": record.redis_url})
+
+
+def _refuse_taken_port(name: str, host: str, port: int, setting: str) -> None:
+    from workers import ports
+
+    problem = ports.problem([ports.Listener(name, host, port, setting)])
+    if problem:
+        raise Mistake(problem)
+
+
+@click.group(cls=Commands)
 def main() -> None:
     """Catch every Twilio recording: verified callbacks in, archived recordings out."""
 
@@ -48,105 +73,10 @@ def main() -> None:
 @click.option("--workers", "worker_count", default=2, show_default=True, help="Worker processes.")
 def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
     """Everything on one machine: Redis (embedded unless REDIS_URL or REDIS_SENTINELS is set), receiver, workers."""
-    from workers import embedded_redis
-    from workers.supervisor import Supervisor
+    from workers import up_command
 
     settings = _settings()
-    data_dir = data_dir or settings.data_dir
-    env = dict(os.environ, DATA_DIR=str(data_dir))
-    redis_port = None if settings.redis_configured else embedded_redis.free_port()
-    if redis_port is not None:
-        # The URL is known before Redis starts, so the console's plan (which needs Redis) and the
-        # port check both come before anything is started. Its password (the data directory's,
-        # kept across restarts) reaches the children in their environment, never their arguments.
-        env["REDIS_URL"] = embedded_redis.url_for(redis_port, embedded_redis.password_for(data_dir / "redis"))
-        settings = settings.model_copy(update={"redis_url": env["REDIS_URL"]})
-    console = _plan_console(settings, env)
-    _refuse_unusable_ports(host, port, console)
-    supervisor = Supervisor()
-    if redis_port is not None:
-        _start_embedded_redis(supervisor, data_dir / "redis", redis_port)
-    supervisor.spawn("receiver", ["serve", "--host", host, "--port", str(port)], env)
-    for index in range(worker_count):
-        args = ["worker"] if index == 0 else ["worker", "--no-scheduler"]
-        supervisor.spawn(f"worker-{index}", args, env)
-    if console.starts:
-        supervisor.spawn("console", ["admin", "--host", console.host, "--port", str(console.port)], console.env)
-    base = settings.public_base_url or f"http://{host}:{port}"
-    for route in ROUTES:
-        click.echo(f"callback   {base}/twilio/recordings/{route}")
-    click.echo(f"health     http://{host}:{port}/healthz")
-    click.echo(f"storage    {settings.storage_dir or data_dir / 'recordings'}")
-    for line in console.lines:
-        click.echo(line)
-    click.echo("Press Ctrl-C to stop.")
-    sys.exit(supervisor.wait())
-
-
-def _start_embedded_redis(supervisor: "Supervisor", redis_dir: Path, port: int) -> None:
-    from workers import embedded_redis
-
-    proc, url = embedded_redis.start(redis_dir, port)
-    supervisor.adopt("redis", _Restartable(proc, lambda: embedded_redis.start(redis_dir, port)[0]))
-    password_file = redis_dir / embedded_redis.PASSWORD_FILE
-    click.echo(f"redis      {redact_url(url)} (embedded, append-only file in {redis_dir}, password in {password_file})")
-
-
-@dataclass(frozen=True)
-class _ConsolePlan:
-    """Whether `up` starts the console, where, with what environment, and its lines in the banner."""
-
-    starts: bool
-    host: str
-    port: int
-    env: dict[str, str]
-    lines: list[str]
-
-
-def _plan_console(settings: Settings, env: dict[str, str]) -> _ConsolePlan:
-    """Decide on the admin console for `up`; with no credentials configured, make a one-off password
-    for this run (loopback only) and show it once, so the console works on the first try."""
-    from console import bind
-
-    host, port = settings.admin_host, settings.admin_port
-    # Its own copy: the generated password is the console's alone.
-    env = dict(env)
-    lines = []
-    if bind.is_loopback(host) and not (settings.admin_username or settings.admin_token or settings.admin_insecure_no_auth):
-        password = secrets.token_urlsafe(12)
-        env.update(ADMIN_USERNAME="admin", ADMIN_PASSWORD=password)
-        settings = settings.model_copy(update={"admin_username": "admin", "admin_password": SecretStr(password)})
-        lines.append(f"login      admin / {password}  (generated for this run; set ADMIN_USERNAME/ADMIN_PASSWORD to choose)")
-    reasons = bind.problems(settings, host)
-    if reasons:
-        return _ConsolePlan(False, host, port, env, [f"console    not started: {'; '.join(reasons)}"])
-    return _ConsolePlan(True, host, port, env, [f"console    http://{host}:{port}/", *lines])
-
-
-def _refuse_unusable_ports(host: str, port: int, console: _ConsolePlan) -> None:
-    """Exit with one line on stderr when a server of `up` could not listen: otherwise the banner
-    would promise URLs that someone else's server answers, while ours restarts in a loop."""
-    from workers import ports
-
-    listeners = [ports.Listener("the receiver", host, port, "--port")]
-    if console.starts:
-        listeners.append(ports.Listener("the console", console.host, console.port, "ADMIN_PORT"))
-    problem = ports.problem(listeners)
-    if problem:
-        click.echo(f"recording-receiver: {problem}", err=True)
-        sys.exit(1)
-
-
-class _Restartable:
-    """The first start already happened (to learn the URL); later starts call `again`."""
-
-    def __init__(self, first: "subprocess.Popen[bytes]", again: "Callable[[], subprocess.Popen[bytes]]") -> None:
-        self._first: subprocess.Popen[bytes] | None = first
-        self._again = again
-
-    def __call__(self) -> "subprocess.Popen[bytes]":
-        first, self._first = self._first, None
-        return first if first is not None else self._again()
+    up_command.run(settings, data_dir or settings.data_dir, host, port, worker_count)
 
 
 @main.command()
@@ -156,7 +86,12 @@ def serve(host: str, port: int) -> None:
     """The public callback receiver only."""
     import uvicorn
 
+    from receiver.accounts import load_accounts
+
     settings = _settings()
+    _require_redis(settings)
+    load_accounts(settings)  # a broken accounts file: one line now, not a traceback from uvicorn
+    _refuse_taken_port("the receiver", host, port, "--port")
     _raise_open_files_limit()
     uvicorn.run(
         "receiver.app:create_app", factory=True, host=host, port=port, proxy_headers=False,
@@ -193,8 +128,7 @@ def worker(concurrency: int | None, processes: int, scheduler: bool, burst: bool
     from workers.supervisor import Supervisor
 
     settings = _settings()
-    if not settings.redis_configured:
-        raise click.UsageError("REDIS_URL (or REDIS_SENTINELS) is not set")
+    _require_redis(settings)
     if processes <= 1:
         runner.run(settings, with_scheduler=scheduler, burst=burst, threads=concurrency)
         return
@@ -215,20 +149,36 @@ def worker(concurrency: int | None, processes: int, scheduler: bool, burst: bool
 
 
 @main.command()
-@click.argument("url")
-@click.option("--status", default="completed", show_default=True, type=click.Choice(["in-progress", "completed", "absent", "failed"]))
+@click.argument("url", required=False)
+@click.option("--source", default="voice", show_default=True, type=click.Choice(list(SIMULATED)), help="Which callback to send.")
+@click.option("--status", default=None, help="The source's status or event (default: its completed one); see below.")
 @click.option("--recording-sid", default=None, help="Reuse a SID (to see duplicates and ordering).")
-def simulate(url: str, status: str, recording_sid: str | None) -> None:
-    """Send a correctly signed sample voice callback to URL (signed with TWILIO_AUTH_TOKEN)."""
-    from workers import simulate as sim
+@click.option("--unsigned", is_flag=True, help="Send it without X-Twilio-Signature (the receiver must refuse it).")
+@click.option("--tamper", is_flag=True, help="Change a parameter after signing (the receiver must refuse it).")
+def simulate(url: str | None, source: str, status: str | None, recording_sid: str | None, unsigned: bool, tamper: bool) -> None:
+    """Send a sample callback of SOURCE to URL, signed with TWILIO_AUTH_TOKEN (default URL: the running `up`'s).
+
+    \b
+    statuses: voice      completed, in-progress, absent, failed
+              video      recording-completed, recording-started, recording-failed, room-ended
+              media      completed, processing, deleted, failed
+              legacy     completed, hangup
+    """
+    from workers import simulate_command
 
     settings = _settings()
-    if not settings.twilio_account_sid or not settings.twilio_auth_token:
-        raise click.UsageError("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to sign the callback")
-    params = sim.voice_params(settings.twilio_account_sid, status, recording_sid)
-    response = sim.send(url, params, settings.twilio_auth_token.get_secret_value())
-    click.echo(f"{response.status_code} {response.reason_phrase}  RecordingSid={params['RecordingSid']}  status={status}")
-    sys.exit(0 if response.status_code < 300 else 1)
+    url = url or _up_receiver(settings, source)
+    sys.exit(simulate_command.run(settings, url, source, status, recording_sid, unsigned=unsigned, tamper=tamper))
+
+
+def _up_receiver(settings: Settings, source: str) -> str:
+    """The callback URL of the `up` running on DATA_DIR, said in one line; a mistake when none runs."""
+    record = up_record.read(settings.data_dir)
+    if record is None:
+        raise click.UsageError(f"give the receiver's callback URL (no `up` is running with DATA_DIR {settings.data_dir})")
+    url = f"{record.receiver_url}/twilio/recordings/{source}"
+    click.echo(f"receiver   {url} (the running `up`'s, from {up_record.path_in(settings.data_dir)})", err=True)
+    return url
 
 
 @main.command()
@@ -236,10 +186,16 @@ def simulate(url: str, status: str, recording_sid: str | None) -> None:
 @click.option("--port", type=int, default=None, help="Default ADMIN_PORT (8001).")
 def admin(host: str | None, port: int | None) -> None:
     """The admin console only (a separate app and port; never on the public one)."""
-    from console import server
+    from console import bind, server
 
     settings = _settings()
-    server.run(settings, host or settings.admin_host, port or settings.admin_port)
+    _require_redis(settings)
+    host, port = host or settings.admin_host, port or settings.admin_port
+    reasons = bind.problems(settings, host)
+    if reasons:
+        raise Mistake("console not started: " + "; ".join(reasons))
+    _refuse_taken_port("the console", host, port, "--port or ADMIN_PORT")
+    server.run(settings, host, port)
 
 
 @main.command()
@@ -248,11 +204,23 @@ def admin(host: str | None, port: int | None) -> None:
 @click.option("--account", "accounts", multiple=True, help="Account SID (repeatable); default all configured.")
 def reconcile(sources: tuple[str, ...], since: str | None, accounts: tuple[str, ...]) -> None:
     """One reconciliation pass: list recordings at Twilio and queue what no callback brought."""
-    from workers import reconciler
+    from redis.exceptions import RedisError
 
-    settings = _settings()
-    if not settings.redis_configured:
-        raise click.UsageError("REDIS_URL (or REDIS_SENTINELS) is not set")
+    from receiver.redis_client import sync_redis
+    from workers import reconciler
+    from workers.twilio_time import parse_since
+
+    settings = _with_up_redis(_settings(), err=True)
+    _require_redis(settings, up_runs_here=True)
+    try:
+        parse_since(since) if since else None
+    except ValueError:
+        raise click.BadParameter("expected an ISO 8601 date or datetime, e.g. 2026-11-01", param_hint="--since") from None
+    try:
+        sync_redis(settings, socket_connect_timeout=2).ping()
+    except RedisError as exc:
+        # The class only, as in `check`: some of redis-py's messages quote what they were given.
+        raise Mistake(f"cannot reach Redis at {_redis_named(settings)} ({type(exc).__name__}): is it running?") from None
     report = reconciler.run_once(settings, sources=list(sources), since=since, accounts=list(accounts))
     click.echo(report.render())
     sys.exit(0 if report.ok else 1)
@@ -260,32 +228,37 @@ def reconcile(sources: tuple[str, ...], since: str | None, accounts: tuple[str, 
 
 @main.command()
 def check() -> None:
-    """Validate the configuration and Redis, and print the URLs to paste into Twilio."""
-    from redis.exceptions import RedisError
-
+    """Validate the configuration and Redis, and print the URLs to paste into Twilio (exit 1 on a problem)."""
     from receiver.accounts import load_accounts
-    from receiver.redis_client import sync_redis
+    from workers import check_lines
 
-    settings = _settings()
-    ok = True
-    accounts = list(load_accounts(settings))
-    click.echo(f"accounts   {', '.join(a.sid for a in accounts) or 'none configured'}")
-    ok &= bool(accounts)
-    if settings.redis_configured:
-        where = _redis_named(settings)
-        try:
-            sync_redis(settings, socket_connect_timeout=2).ping()
-            click.echo(f"redis      reachable at {where}")
-        except RedisError as exc:
-            # The exception's class only: some of redis-py's messages quote what they were given.
-            click.echo(f"redis      unreachable at {where}: {type(exc).__name__}")
-            ok = False
-    else:
-        click.echo("redis      REDIS_URL and REDIS_SENTINELS unset: `up` will start an embedded redis-server")
+    settings = _with_up_redis(_settings())
+    findings = [check_lines.accounts(load_accounts(settings), settings), _redis_finding(settings),
+                check_lines.public_base_url(settings)]
+    for finding in findings:
+        if finding is not None:
+            click.echo(finding.line)
     base = settings.public_base_url or "(PUBLIC_BASE_URL unset)"
     for route in ROUTES:
         click.echo(f"callback   {base}/twilio/recordings/{route}")
-    sys.exit(0 if ok else 1)
+    sys.exit(0 if all(finding is None or finding.ok for finding in findings) else 1)
+
+
+def _redis_finding(settings: Settings) -> "check_lines.Finding":
+    from redis.exceptions import RedisError
+
+    from receiver.redis_client import sync_redis
+    from workers.check_lines import Finding
+
+    if not settings.redis_configured:
+        return Finding("redis      REDIS_URL and REDIS_SENTINELS unset: `up` will start an embedded redis-server")
+    where = _redis_named(settings)
+    try:
+        sync_redis(settings, socket_connect_timeout=2).ping()
+    except RedisError as exc:
+        # The exception's class only: some of redis-py's messages quote what they were given.
+        return Finding(f"redis      unreachable at {where}: {type(exc).__name__}", ok=False)
+    return Finding(f"redis      reachable at {where}")
 
 
 def _redis_named(settings: Settings) -> str:
