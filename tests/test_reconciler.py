@@ -309,4 +309,8 @@ def test_the_reconcile_command_prints_what_it_saw_found_missing_and_queued(
         assert any(rec.sid in line and line.strip().startswith("queued") for line in lines), rec.sid
     assert lines[-1] == "total: seen 14  missing 9  queued 9  duplicates 0  errors 0  -> ok"
     bad = _cli(settings, standin, "--since", "last tuesday")
-    assert bad.returncode == 1 and "problem: --since 'last tuesday' is not an ISO 8601 date or datetime" in bad.stdout
+    # A user's mistake: one line on stderr, exit 2, no pass run (tests/test_readme_cli_mistakes.py).
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr.splitlines() == [
+        "recording-receiver reconcile: Invalid value for --since: expected an ISO 8601 date or datetime, e.g. 2026-11-01 (see --help)"
+    ]
