@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -23,15 +22,6 @@ from workers import up_record
 
 CREDENTIALS = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 SECRET = "do-not-show-this-secret"
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port with someone else's server listening on it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield int(sock.getsockname()[1])
 
 
 def run(*args: str, **extra: str) -> "subprocess.CompletedProcess[str]":

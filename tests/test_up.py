@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -109,15 +108,6 @@ def up(tmp_path: Path) -> Iterator[Up]:
     yield run
     for proc in _started_by(tmp_path / "data"):
         proc.kill()
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port with someone else's server listening on it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield int(sock.getsockname()[1])
 
 
 def _assert_refused_before_starting(result: "subprocess.CompletedProcess[str]", address: str, setting: str) -> None:
