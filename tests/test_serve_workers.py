@@ -93,8 +93,11 @@ def _answers(port: int) -> bool:
 
 def test_each_of_the_processes_answers_callbacks_on_the_one_port(serve: tuple[psutil.Popen, int], own_redis: RedisProcess) -> None:
     proc, port = serve
-    listeners = wait_for(lambda: len(_listeners(proc, port)) == PROCESSES and _listeners(proc, port), timeout=60,
-                         what=f"{PROCESSES} receiver processes on port {port}")
+    def all_listening() -> list[psutil.Process] | None:
+        found = _listeners(proc, port)
+        return found if len(found) == PROCESSES else None
+
+    listeners: list[psutil.Process] = wait_for(all_listening, timeout=60, what=f"{PROCESSES} receiver processes on port {port}")
     wait_for(lambda: _answers(port), timeout=60, what="the receiver answering")
     redis: Redis = own_redis.client()
     for index, answering in enumerate(listeners):
