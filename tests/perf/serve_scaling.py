@@ -25,7 +25,14 @@ import psutil
 from redis import Redis
 
 from tests.perf.harness import ROOT, WrkResult, run_wrk
-from tests.perf.receiver_bench import ACCOUNT, PUBLIC, TOKEN, compacted, settled, write_bodies
+from tests.perf.receiver_bench import (
+    ACCOUNT,
+    PUBLIC,
+    TOKEN,
+    compacted,
+    settled,
+    write_bodies,
+)
 from tests.servers import RedisProcess, free_port, wait_for
 
 
