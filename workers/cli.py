@@ -82,21 +82,19 @@ def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
-def serve(host: str, port: int) -> None:
+@click.option("--workers", "processes", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Receiver processes sharing the port (about one per core).")
+def serve(host: str, port: int, processes: int) -> None:
     """The public callback receiver only."""
-    import uvicorn
-
     from receiver.accounts import load_accounts
+    from workers import serve_processes
 
     settings = _settings()
     _require_redis(settings)
     load_accounts(settings)  # a broken accounts file: one line now, not a traceback from uvicorn
     _refuse_taken_port("the receiver", host, port, "--port")
     _raise_open_files_limit()
-    uvicorn.run(
-        "receiver.app:create_app", factory=True, host=host, port=port, proxy_headers=False,
-        log_level=settings.log_level.lower(), access_log=False, timeout_graceful_shutdown=10, log_config=None,
-    )
+    serve_processes.run(settings, host, port, processes)
 
 
 def _raise_open_files_limit() -> None:

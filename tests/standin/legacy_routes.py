@@ -13,6 +13,7 @@ from .auth import require_path_account, standin_state
 from .errors import not_found
 from .filters import by_date_created
 from .media import CONTENT_TYPES
+from .media_response import media_response
 from .paging import page_request, slice_page
 from .records import LegacyRecording
 from .timefmt import rfc2822
@@ -69,7 +70,7 @@ async def instance(request: Request) -> Response:
         _recording_element(root, rec)
         return _xml(root)
     audio = AUDIO_EXTENSIONS[ext]
-    return Response(standin_state(request).media_bytes(rec, audio), media_type=CONTENT_TYPES[audio])
+    return media_response(standin_state(request).media_body(rec, audio), CONTENT_TYPES[audio])
 
 
 async def delete_instance(request: Request) -> Response:

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from .auth import public_base, standin_state
 from .errors import ApiError, s3_error
 from .media import CONTENT_TYPES
+from .media_response import media_response
 from .records import MediaRecording, VideoRecording
 
 MAX_TTL_S = 604800  # "The maximum expiration time is 7 days (604800)" for the /Media `Ttl`.
@@ -91,7 +92,7 @@ async def signed_download(request: Request) -> Response:
         ext = record.format
         content_type = CONTENT_TYPES[ext]
     headers = {"Content-Disposition": disposition} if disposition else None
-    return Response(state.media_bytes(record, ext), media_type=content_type, headers=headers)
+    return media_response(state.media_body(record, ext), content_type, headers)
 
 
 routes = [Route("/_signed/{sid}", signed_download, methods=["GET"])]

@@ -9,13 +9,13 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from .faults import FOREVER, Fault, take_fault
-from .media import media_for
+from .media import STREAM_ABOVE, media_for, media_stream
 from .records import (
     KINDS,
     Account,
@@ -213,6 +213,14 @@ class StandinState:
             return record.media
         channels = record.channels if isinstance(record, VoiceRecording) else 1
         return media_for(record.sid, ext, self.media_size, channels)
+
+    def media_body(self, record: Recording, ext: str) -> bytes | tuple[Iterator[bytes], int]:
+        """What `media_bytes` serves, except that a body above STREAM_ABOVE comes as (blocks,
+        length), made while it is sent."""
+        if record.media is None and self.media_size > STREAM_ABOVE:
+            channels = record.channels if isinstance(record, VoiceRecording) else 1
+            return media_stream(record.sid, ext, self.media_size, channels), self.media_size
+        return self.media_bytes(record, ext)
 
     # -- faults, latency and the request log ---------------------------------------
 

@@ -13,6 +13,7 @@ from .auth import public_base, require_account, require_path_account, standin_st
 from .errors import not_found
 from .filters import by_date_created, by_fields, truthy
 from .media import CONTENT_TYPES
+from .media_response import media_response
 from .paging import envelope_2010, page_request, slice_page
 from .records import VoiceRecording
 from .state import StandinState
@@ -100,7 +101,7 @@ def _media(request: Request, sid: str, ext: str) -> Response:
     rec = state.get("voice", sid)
     if not _visible(rec, account_sid, False) or rec.status != "completed":
         raise not_found(request.url.path)
-    return Response(state.media_bytes(rec, ext), media_type=CONTENT_TYPES[ext])
+    return media_response(state.media_body(rec, ext), CONTENT_TYPES[ext])
 
 
 def _list(request: Request, scope: Scope, scope_filter: dict[str, str]) -> Response:
