@@ -28,7 +28,7 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements/test.txt
 	$(PIP) --require-hashes -r requirements/test.txt
 	touch $@
 
-.PHONY: up test perf lock FORCE
+.PHONY: up test perf lock contract FORCE
 FORCE:
 
 up: $(VENV)/.installed
@@ -48,3 +48,30 @@ lock: $(VENV)/.installed
 		--custom-compile-command 'make lock' -q -o requirements/service.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra test $(UPGRADE) --universal --python-version 3.11 \
 		--generate-hashes --custom-compile-command 'make lock' -q -o requirements/test.txt
+
+# The contract and drift tests against both ends of the pinned ranges of the libraries whose
+# internals we lean on (receiver/redis_pipe/, workers/rq_runtime/): two throwaway venvs from the
+# test lock, then the lowest (low) or the newest (high) release each range in pyproject.toml allows.
+# uv builds them (~20 s from a cold cache; pip took 3 minutes per venv), so CI can afford it.
+CONTRACT_LIBS := redis rq hiredis
+CONTRACT_TESTS := tests/test_job_hash_contract.py tests/test_rq_drift.py tests/test_command_pipe.py \
+	tests/test_redis_pipes.py tests/test_enqueue_batching.py
+UV := $(VENV)/bin/uv
+
+$(UV): $(VENV)/.installed
+	$(PIP) -q uv==$(UV_VERSION)
+
+.venv-contract-%/.installed: requirements/test.txt $(UV)
+	@$(PYTHON) requirements/check_python.py .venv-contract-$*
+	$(UV) venv -q --allow-existing --python $(PYTHON) .venv-contract-$*
+	$(UV) pip install -q --python .venv-contract-$*/bin/python --require-hashes -r requirements/test.txt
+	$(UV) pip install -q --python .venv-contract-$*/bin/python --no-deps -e .
+	touch $@
+
+contract: .venv-contract-low/.installed .venv-contract-high/.installed
+	@for end in low high; do \
+		py=.venv-contract-$$end/bin/python; \
+		$(UV) pip install -q --python $$py $$($$py requirements/contract_pins.py $$end $(CONTRACT_LIBS)) || exit 1; \
+		echo "==> contract tests, $$end end: $$($$py -c 'import sys, importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' $(CONTRACT_LIBS))"; \
+		$$py -m pytest -q $(CONTRACT_TESTS) || exit 1; \
+	done

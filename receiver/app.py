@@ -15,7 +15,6 @@ from receiver.accounts import has_tokens, load_accounts
 from receiver.asgi_io import Receive, Scope, Send
 from receiver.body_deadline import BodyDeadlines
 from receiver.callbacks import CallbackEndpoint, Deps
-from receiver.command_pipe import CommandPipe
 from receiver.counters import Counters
 from receiver.delivery import Delivery
 from receiver.enqueue import Enqueuer
@@ -24,6 +23,7 @@ from receiver.events import Source
 from receiver.health import NO_AUTH_TOKEN, healthz, readyz
 from receiver.job_template import JobTemplate
 from receiver.redis_client import aclose, async_redis
+from receiver.redis_pipe.choice import open_pipe
 from receiver.settings import Settings, load_settings
 from receiver.signature_diagnosis import Doctor
 from receiver.sources import Parser, legacy, media, video, voice
@@ -48,8 +48,7 @@ def create_app(settings: Settings | None = None) -> FastPath:
     template = JobTemplate(settings.queue_name, settings.job_timeout_seconds, settings.retry_max)
     spool = Spool(settings.spool_path)
     counters = Counters(redis)
-    # The hot path's own connection; bounded by the spool's patience, not a socket timeout.
-    pipe = CommandPipe(async_redis(settings, socket_connect_timeout=2.0).connection_pool, settings.spool_after_seconds)
+    pipe = open_pipe(settings)
     enqueuer = Enqueuer(
         redis, pipe, template, settings.ledger_ttl_seconds, settings.spool_after_seconds, settings.redis_wait_replicas,
         observe=counters.observe_batch,

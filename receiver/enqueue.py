@@ -16,9 +16,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from receiver import keys, stats
-from receiver.command_pipe import CommandPipe
 from receiver.events import RecordingEvent
 from receiver.job_template import JobTemplate, rq_time_at
+from receiver.redis_pipe.pipe import Pipe
 
 # One call carries a batch. KEYS: the shared keys (queue list, rq:queues, recordings index,
 # callback totals, this minute's callback hash), then per event: ledger, job hash, timeline, and
@@ -145,7 +145,7 @@ class Enqueuer:
     def __init__(
         self,
         redis: Redis,
-        pipe: CommandPipe,
+        pipe: Pipe,
         template: JobTemplate,
         ledger_ttl: int,
         bound_seconds: float = 10.0,

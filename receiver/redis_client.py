@@ -8,20 +8,10 @@ import redis
 import redis.asyncio
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
-from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelConnection
 from redis.connection import parse_url
 from redis.sentinel import Sentinel
 
-from receiver.redis_connection import HiredisPackingConnection
 from receiver.settings import Settings
-
-
-class HiredisSentinelConnection(HiredisPackingConnection, AsyncSentinelConnection):
-    """Finds and follows the master through Sentinel, and packs commands with hiredis.
-
-    The two parents touch different methods (pack_command; connect and read_response), so
-    combining them needs no code: the receiver keeps its fast packing behind Sentinel too.
-    """
 
 
 def sync_redis(settings: Settings, **kwargs: Any) -> redis.Redis:
@@ -37,16 +27,14 @@ def sync_redis(settings: Settings, **kwargs: Any) -> redis.Redis:
 
 
 def async_redis(settings: Settings, **kwargs: Any) -> redis.asyncio.Redis:
-    """Like `sync_redis`, for asyncio; commands are packed by hiredis unless told otherwise."""
+    """Like `sync_redis`, for asyncio: redis-py's own connection classes (the hot path packs its
+    commands itself, in receiver/redis_pipe/command_pipe.py)."""
     if settings.redis_sentinels:
-        kwargs.setdefault("connection_class", HiredisSentinelConnection)
         sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
             settings.sentinel_addresses, sentinel_kwargs=_sentinel_kwargs(settings, kwargs), **kwargs
         )
         client: redis.asyncio.Redis = sentinel.master_for(settings.redis_sentinel_master, **_data_node_options(settings))
         return client
-    # A rediss:// URL still gets TLS: the URL's own connection class wins in from_url.
-    kwargs.setdefault("connection_class", HiredisPackingConnection)
     return redis.asyncio.Redis.from_url(_url(settings), **kwargs)
 
 

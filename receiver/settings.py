@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # unconfirmed event is spooled instead. Replication is asynchronous, so without this a
     # failover can lose the last events the old master acknowledged. With Sentinel: all replicas.
     redis_wait_replicas: int = Field(default=0, ge=0)
+    # The receiver's transport for its enqueue: "fast" writes on a socket taken over from redis-py
+    # (receiver/redis_pipe/command_pipe.py, leans on redis-py internals); "stock" goes through
+    # redis-py's public asyncio client, for when an upgrade breaks the fast one.
+    redis_pipe: Literal["fast", "stock"] = "fast"
 
     # Callback verification.
     public_base_url: str | None = Field(

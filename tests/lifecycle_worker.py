@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workers.cli import main
-from workers.job_allowlist import AllowlistedJob
+from workers.rq_runtime.job_allowlist import AllowlistedJob
 
 # Jobs whose only point is to take a while or say which process ran them.
 STAND_IN_JOBS = frozenset({"os.getpid", "time.sleep"})

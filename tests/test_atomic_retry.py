@@ -19,10 +19,11 @@ from rq.worker import SimpleWorker
 from tests.cutting_proxy import CuttingProxy
 from tests.servers import RedisProcess
 from receiver.settings import Settings
-from workers import orphan_mend, runner
-from workers.atomic_retry import AtomicRetryJob
-from workers.job_allowlist import AllowlistedJob
-from workers.pool import ThreadPool
+from workers import runner
+from workers.rq_runtime import orphan_mend
+from workers.rq_runtime.atomic_retry import AtomicRetryJob
+from workers.rq_runtime.job_allowlist import AllowlistedJob
+from workers.rq_runtime.pool import ThreadPool
 
 RETRIES = 3
 
@@ -51,7 +52,7 @@ def _abandoned_job(redis: Redis, job_class: type[Job]) -> Job:
 
 
 def _clean_up(redis: Redis, job_class: type[Job]) -> None:
-    """The maintenance our workers run (workers/thread_worker.py), on a queue of `job_class`."""
+    """The maintenance our workers run (workers/rq_runtime/thread_worker.py), on a queue of `job_class`."""
     clean_registries(Queue("callbacks", connection=redis, serializer=JSONSerializer, job_class=job_class))
 
 

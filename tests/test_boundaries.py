@@ -48,3 +48,25 @@ def test_receiver_never_imports_workers() -> None:
         for path in (ROOT / "receiver").rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+# Each library's internals in one package (DESIGN.md, "Library internals are quarantined"): a
+# redis-py or RQ release that moves them breaks one named place, which the contract tests cover.
+QUARANTINE = {
+    "receiver/redis_pipe": ("redis._parsers", "._writer", "set_protocol("),
+    "workers/rq_runtime": (
+        "_install_signal_handlers", "_stop_requested", "_exc_handlers", "intermediate_queue", "scheduler._thread",
+    ),
+}
+
+
+def test_library_internals_stay_in_their_quarantine() -> None:
+    offenders = []
+    for package in ("receiver", "workers", "console"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            where = path.relative_to(ROOT).as_posix()
+            text = path.read_text(encoding="utf-8")
+            for home, internals in QUARANTINE.items():
+                if not where.startswith(home + "/"):
+                    offenders += [f"{where}: {name}" for name in internals if name in text]
+    assert offenders == []

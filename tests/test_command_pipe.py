@@ -18,7 +18,7 @@ import uvloop
 from redis import Redis
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
-from receiver.command_pipe import CommandPipe
+from receiver.redis_pipe.command_pipe import CommandPipe
 from receiver.redis_client import async_redis
 from receiver.settings import Settings
 from tests.servers import RedisProcess

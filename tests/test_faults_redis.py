@@ -30,14 +30,20 @@ def send(receiver: Receiver, sid: str) -> httpx.Response:
     return receiver.post(receiver.url(), voice_params(ACCOUNT_SID, "absent", sid))
 
 
+# Both transports (REDIS_PIPE) must spool, bound and recover alike.
+PIPES = pytest.mark.parametrize("kind", ["fast", "stock"])
+
+
 def ready(receiver: Receiver) -> dict[str, object]:
     return httpx.get(f"{receiver.base_url}/readyz", timeout=5).json()  # type: ignore[no-any-return]
 
 
+@PIPES
 def test_redis_stopped_mid_stream_loses_nothing_and_delivers_in_order(
-    own_redis: RedisProcess, make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver]
+    own_redis: RedisProcess, make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver],
+    kind: str,
 ) -> None:
-    receiver = start_receiver(make_settings(redis_url=own_redis.url))
+    receiver = start_receiver(make_settings(redis_url=own_redis.url, redis_pipe=kind))
     sids = [new_sid("RE") for _ in range(60)]
     for sid in sids[:20]:
         assert send(receiver, sid).status_code == 204
@@ -73,10 +79,12 @@ def test_outage_answer_is_configurable_as_503(
     assert queued_sids(own_redis.client()) == [sid]
 
 
+@PIPES
 def test_slow_redis_is_bounded_by_the_spool(
-    own_redis: RedisProcess, make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver]
+    own_redis: RedisProcess, make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver],
+    kind: str,
 ) -> None:
-    receiver = start_receiver(make_settings(redis_url=own_redis.url, spool_after_seconds=0.3))
+    receiver = start_receiver(make_settings(redis_url=own_redis.url, spool_after_seconds=0.3, redis_pipe=kind))
     # A stopped Redis still accepts connections and commands, and answers none until continued:
     # the slowest Redis there is. So a 204 while it is stopped can only be the spool's.
     os.kill(own_redis.proc.pid, signal.SIGSTOP)
@@ -90,10 +98,12 @@ def test_slow_redis_is_bounded_by_the_spool(
     assert queued_sids(own_redis.client()).count(sid) == 1
 
 
+@PIPES
 def test_redis_restart_keeps_what_was_accepted(
-    own_redis: RedisProcess, make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver]
+    own_redis: RedisProcess, make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver],
+    kind: str,
 ) -> None:
-    receiver = start_receiver(make_settings(redis_url=own_redis.url))
+    receiver = start_receiver(make_settings(redis_url=own_redis.url, redis_pipe=kind))
     sids = [new_sid("RE") for _ in range(25)]
     for sid in sids:
         assert send(receiver, sid).status_code == 204

@@ -47,10 +47,17 @@ def queued_payloads(redis: Redis) -> list[dict[str, object]]:
 
 
 @pytest.fixture
-def receiver(make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver]) -> Receiver:
-    return start_receiver(make_settings())
+def receiver(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver]
+) -> Receiver:
+    return start_receiver(make_settings(redis_pipe=getattr(request, "param", "fast")))
 
 
+# The core cases on both transports (REDIS_PIPE): the stock one must keep every promise too.
+BOTH_PIPES = pytest.mark.parametrize("receiver", ["fast", "stock"], indirect=True)
+
+
+@BOTH_PIPES
 def test_independently_signed_callback_is_queued_once_as_an_rq_job(receiver: Receiver, redis: Redis) -> None:
     response = receiver.post(receiver.url(), voice())
     assert response.status_code == 204
@@ -65,6 +72,7 @@ def test_independently_signed_callback_is_queued_once_as_an_rq_job(receiver: Rec
     assert job.retries_left == 8 and job.timeout == 900
 
 
+@BOTH_PIPES
 def test_repeated_callback_answers_204_and_queues_nothing_more(receiver: Receiver, redis: Redis) -> None:
     for _ in range(3):
         assert receiver.post(receiver.url(), voice()).status_code == 204
@@ -199,6 +207,7 @@ def test_health_and_readiness(receiver: Receiver, make_settings: Callable[..., S
     assert ready.json()["status"] == "degraded" and ready.json()["redis"] == "ConnectionError"
 
 
+@BOTH_PIPES
 def test_a_concurrent_burst_with_duplicates_queues_each_recording_exactly_once(receiver: Receiver, redis: Redis) -> None:
     # Enough at once that requests share script calls, and a full batch is sent by the request
     # that filled it; every recording arrives twice, the copies in the same burst.

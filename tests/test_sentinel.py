@@ -14,12 +14,12 @@ import httpx
 import pytest
 from pydantic import ValidationError
 from redis import Redis
+from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelConnection
 from redis.exceptions import RedisError
 
 from receiver.app import create_app
 from receiver.delivery import Delivered
-from receiver.redis_client import HiredisSentinelConnection, async_redis, sync_redis
-from receiver.redis_connection import HiredisPackingConnection
+from receiver.redis_client import async_redis, sync_redis
 from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
 from tests.servers import free_port, listening_socket, serve_app, wait_for, wait_for_count
@@ -161,8 +161,7 @@ def test_sentinel_settings_and_clients() -> None:
     # Clients connect lazily: nothing here needs a running Redis.
     options = sync_redis(settings).connection_pool.connection_kwargs
     assert (options["db"], options["password"], "host" in options) == (3, "secret", False)
-    assert async_redis(settings).connection_pool.connection_class is HiredisSentinelConnection
-    assert async_redis(Settings(redis_url="redis://127.0.0.1:1/0")).connection_pool.connection_class is HiredisPackingConnection
+    assert async_redis(settings).connection_pool.connection_class is AsyncSentinelConnection
     with pytest.raises(ValueError, match="REDIS_URL may only be"):
         sync_redis(Settings(redis_sentinels="s1", redis_url="rediss://host/0"))
 

@@ -25,9 +25,9 @@ from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, drain
 from tests.lifecycle_worker import STAND_IN_JOBS
 from tests.servers import free_port, wait_for
 from workers import embedded_redis
-from workers.job_allowlist import AllowlistedJob
-from workers.pool import ThreadPool, worker_name
-from workers.thread_worker import ThreadWorker
+from workers.rq_runtime.job_allowlist import AllowlistedJob
+from workers.rq_runtime.pool import ThreadPool, worker_name
+from workers.rq_runtime.thread_worker import ThreadWorker
 
 ROOT = Path(__file__).resolve().parents[1]
 QUEUE = "recordings"

@@ -11,8 +11,9 @@ from redis.exceptions import RedisError
 from receiver import logs
 from receiver.redis_client import sync_redis
 from receiver.settings import Settings
-from workers import archive_sweep, context, orphan_mend, reconcile_job
-from workers.pool import ThreadPool
+from workers import archive_sweep, context, reconcile_job
+from workers.rq_runtime import orphan_mend
+from workers.rq_runtime.pool import ThreadPool
 
 log = logs.get("workers.runner")
 

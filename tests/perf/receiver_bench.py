@@ -1,11 +1,12 @@
-"""Receiver benchmark: bare no-op endpoint vs the tutorial receiver vs ours, one table, one run.
+"""Receiver benchmark: bare no-op endpoint vs the tutorial receiver vs ours (stock and fast pipe), one run.
 
-    python -m tests.perf.receiver_bench [--seconds 10] [--connections 64] [--rounds 3]
+    python -m tests.perf.receiver_bench [--seconds 10] [--connections 64] [--rounds 3] [--cases bare,stock,fast]
 
 Every case runs in one uvicorn process with the same settings on a free loopback port, driven by
 wrk cycling through distinct, correctly signed voice callbacks; the table ends with the check
 that every 2xx became exactly one queued job. Cases take turns for --rounds rounds and the table
-shows each case's median round.
+shows each case's median round. `stock` and `fast` are both recording-receiver, with
+REDIS_PIPE=stock (redis-py's public asyncio client) and REDIS_PIPE=fast (the pipelined connection).
 """
 
 from __future__ import annotations
@@ -75,11 +76,11 @@ class Row:
 
 
 def run_case(
-    name: str, target: str, env: dict[str, str], redis: Redis, bodies: Path, args: argparse.Namespace, cpus: set[int] | None
+    name: str, case: Case, env: dict[str, str], redis: Redis, bodies: Path, args: argparse.Namespace, cpus: set[int] | None
 ) -> Row:
     seconds, connections, threads = args.seconds, args.connections, args.wrk_threads
     redis.flushall()
-    server = start_uvicorn(target, env, factory=True, cpus=cpus)
+    server = start_uvicorn(case.target, {**env, **case.env}, factory=True, cpus=cpus)
     try:
         run_wrk(server.base_url, bodies, 2, connections, threads)  # warm-up, then start clean
         settled(redis)
@@ -128,7 +129,18 @@ def compacted(redis: Redis) -> None:
     wait_for(rewritten, timeout=60, interval=0.1, what="Redis's append-only file rewrite")
 
 
-CASES = {"bare": "tests.perf.apps:bare_app", "tutorial": "tests.perf.apps:tutorial_app", "ours": "receiver.app:create_app"}
+@dataclass(frozen=True)
+class Case:
+    target: str
+    env: dict[str, str]
+
+
+CASES = {
+    "bare": Case("tests.perf.apps:bare_app", {}),
+    "tutorial": Case("tests.perf.apps:tutorial_app", {}),
+    "stock": Case("receiver.app:create_app", {"REDIS_PIPE": "stock"}),
+    "fast": Case("receiver.app:create_app", {"REDIS_PIPE": "fast"}),
+}
 
 
 def median_round(runs: list[Row]) -> Row:
@@ -136,18 +148,23 @@ def median_round(runs: list[Row]) -> Row:
 
 
 def table(rows: list[Row], connections: int) -> str:
-    bare, tutorial = rows[0].wrk.rps, rows[1].wrk.rps
+    """Ratios are to the bare endpoint and the tutorial receiver, when the run had them."""
+    named = {row.name: row.wrk for row in rows}
+    bare, tutorial = named.get("bare"), named.get("tutorial")
     lines = [
         f"machine: {platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, Python {platform.python_version()}",
-        f"{'case':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU %':>8}{'RSS MB':>8}{'vs bare':>9}{'vs tut.':>9}{'2xx':>9}{'jobs':>9}{'check':>8}",
+        f"{'case':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU %':>8}{'RSS MB':>8}{'vs bare':>9}{'p99/bare':>9}"
+        f"{'vs tut.':>9}{'2xx':>9}{'jobs':>9}{'check':>8}",
     ]
     for row in rows:
         w = row.wrk
         ok_2xx = w.requests - w.non_2xx - w.errors
         check = row.check(connections)
+        vs_bare = f"{w.rps / bare.rps:>9.0%}{w.p99_ms / bare.p99_ms:>8.2f}x" if bare else f"{'-':>9}{'-':>9}"
+        vs_tutorial = f"{w.rps / tutorial.rps:>8.1f}x" if tutorial else f"{'-':>9}"
         lines.append(
             f"{row.name:<10}{w.rps:>10.0f}{w.p50_ms:>9.2f}{w.p99_ms:>9.2f}{row.cpu:>8.0f}{row.rss_mb:>8.0f}"
-            f"{w.rps / bare:>8.0%}{w.rps / tutorial:>8.1f}x{ok_2xx:>9}{row.jobs if row.jobs is not None else '-':>9}{check:>8}"
+            f"{vs_bare}{vs_tutorial}{ok_2xx:>9}{row.jobs if row.jobs is not None else '-':>9}{check:>8}"
         )
     return "\n".join(lines)
 
@@ -162,7 +179,12 @@ def main() -> None:
     # This machine's speed drifts by the hour: cases take turns, round after round, and the
     # table shows each case's median round, so a slow spell does not land on one case alone.
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     args = parser.parse_args()
+    names = args.cases.split(",")
+    if not set(names) <= set(CASES):
+        parser.error(f"--cases: choose from {', '.join(CASES)}")
+    cases = {name: CASES[name] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         bodies = work / "bodies.tsv"
@@ -174,11 +196,11 @@ def main() -> None:
         redis = redis_proc.client()
         env = {"REDIS_URL": redis_proc.url, "PUBLIC_BASE_URL": PUBLIC, "TWILIO_ACCOUNT_SID": ACCOUNT,
                "TWILIO_AUTH_TOKEN": TOKEN, "DATA_DIR": str(work / "data"), "LOG_FORMAT": "json"}
-        rounds: dict[str, list[Row]] = {name: [] for name in CASES}
+        rounds: dict[str, list[Row]] = {name: [] for name in cases}
         try:
             for _ in range(args.rounds):
-                for name, target in CASES.items():
-                    rounds[name].append(run_case(name, target, env, redis, bodies, args, split[0] if split else None))
+                for name, case in cases.items():
+                    rounds[name].append(run_case(name, case, env, redis, bodies, args, split[0] if split else None))
         finally:
             redis_proc.stop()
     rows = [median_round(runs) for runs in rounds.values()]

@@ -20,7 +20,7 @@ Cases:
 
 How RQ runs our jobs, as fairly as we know: RQ's own command and worker classes (preloaded with
 our job module, `tests/perf/rq_preloaded.py`, as RQ's performance notes advise), given our job
-class (`-j workers.job_allowlist.AllowlistedJob`, the one our workers use: allowlist and atomic
+class (`-j workers.rq_runtime.job_allowlist.AllowlistedJob`, the one our workers use: allowlist and atomic
 retries), RQ's JSON serializer (`-S rq.serializers.JSONSerializer`) and the same environment.
 `workers.jobs.process_recording` builds its `WorkerContext` (settings, Redis, HTTP pool, Twilio
 clients) from the environment on first use (`workers.context.current`), so no other hook is needed:
@@ -66,7 +66,7 @@ TOKEN = "bench-token"
 CONCURRENCY = 16  # ours: the `up` configuration, 2 processes × WORKER_THREADS 8
 SAMPLE_SECONDS = 0.25
 OVER_BUDGET = 1.1  # an equal-memory case may use this much more than ours before it gets one worker fewer
-RQ_JOB_OPTIONS = ["-S", "rq.serializers.JSONSerializer", "-j", "workers.job_allowlist.AllowlistedJob", "-l", "WARNING"]
+RQ_JOB_OPTIONS = ["-S", "rq.serializers.JSONSerializer", "-j", "workers.rq_runtime.job_allowlist.AllowlistedJob", "-l", "WARNING"]
 
 
 @dataclass

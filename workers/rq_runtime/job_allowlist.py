@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, ClassVar
 
 from receiver import keys
-from workers.atomic_retry import AtomicRetryJob
+from workers.rq_runtime.atomic_retry import AtomicRetryJob
 
 # Every function we enqueue, by the dotted name the job hash carries. RQ itself would import and
 # call any name it finds there, so whoever could write to Redis could run any importable callable.

@@ -17,10 +17,10 @@ from rq.serializers import JSONSerializer
 
 from receiver import logs
 from workers import redis_wait
-from workers.job_allowlist import AllowlistedJob
-from workers.thread_worker import DEQUEUE_SLICE_SECONDS, ThreadScheduler, ThreadWorker
+from workers.rq_runtime.job_allowlist import AllowlistedJob
+from workers.rq_runtime.thread_worker import DEQUEUE_SLICE_SECONDS, ThreadScheduler, ThreadWorker
 
-log = logs.get("workers.pool")
+log = logs.get("workers.rq_runtime.pool")
 
 REVIVE_SECONDS = 2.0
 # After a stop request, how long idle threads get to leave through RQ's own teardown (a dequeue

@@ -19,9 +19,9 @@ from rq.utils import now
 
 from receiver import logs
 from workers.failures import JobFailed
-from workers.job_allowlist import AllowlistedJob
+from workers.rq_runtime.job_allowlist import AllowlistedJob
 
-log = logs.get("workers.thread_worker")
+log = logs.get("workers.rq_runtime.thread_worker")
 
 # How long a blocking dequeue may last before the thread looks for a stop request again (and,
 # idle, heartbeats again).
