@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -19,7 +19,6 @@ from receiver.command_pipe import CommandPipe
 from receiver.counters import Counters
 from receiver.delivery import Delivery
 from receiver.enqueue import Enqueuer
-from receiver.spool import Spool
 from receiver.events import Source
 from receiver.health import NO_AUTH_TOKEN, healthz, readyz
 from receiver.job_template import JobTemplate
@@ -27,6 +26,7 @@ from receiver.redis_client import aclose, async_redis
 from receiver.settings import Settings, load_settings
 from receiver.signature_diagnosis import Doctor
 from receiver.sources import Parser, legacy, media, video, voice
+from receiver.spool import Spool
 
 PARSERS: dict[Source, Parser] = {
     Source.VOICE: voice.parse,

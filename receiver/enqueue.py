@@ -6,9 +6,10 @@ import asyncio
 import functools
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -120,7 +121,7 @@ def build_call(template: JobTemplate, events: Sequence[RecordingEvent]) -> Call:
 
 
 def _results(fresh: Sequence[Any], job_ids: list[str]) -> list[EnqueueResult]:
-    return [EnqueueResult(Outcome.QUEUED if f else Outcome.DUPLICATE, j) for f, j in zip(fresh, job_ids)]
+    return [EnqueueResult(Outcome.QUEUED if f else Outcome.DUPLICATE, j) for f, j in zip(fresh, job_ids, strict=False)]
 
 
 # A batch is sent as soon as it has this many events, by the request that filled it, instead of

@@ -3,7 +3,7 @@ of older versions are scheduled again."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from redis import Redis
@@ -16,9 +16,9 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry, clean_registri
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
+from receiver.settings import Settings
 from tests.cutting_proxy import CuttingProxy
 from tests.servers import RedisProcess
-from receiver.settings import Settings
 from workers import orphan_mend, runner
 from workers.atomic_retry import AtomicRetryJob
 from workers.job_allowlist import AllowlistedJob

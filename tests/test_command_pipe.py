@@ -220,7 +220,7 @@ def test_calls_go_through_over_tls(redis_url: str, redis: Redis, tmp_path: Path,
     """rediss://: the pipe takes over the protocol of a TLS transport as of a plain one. The
     embedded redis-server is built without TLS, so a TLS-terminating relay stands in front."""
     cert, key = _self_signed(tmp_path)
-    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    port = int(redis_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
 
     async def relay(tls_in: asyncio.StreamReader, tls_out: asyncio.StreamWriter) -> None:
         plain_in, plain_out = await asyncio.open_connection("127.0.0.1", port)

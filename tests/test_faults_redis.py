@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import pytest
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -17,8 +15,6 @@ from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver
 from tests.servers import RedisProcess, wait_for
 from workers.simulate import new_sid, voice_params
-
-
 
 
 def queued_sids(redis: Redis) -> list[str]:

@@ -32,7 +32,7 @@ class Commands(click.Group):
         except (ValidationError, SettingsError, BadSetting) as exc:
             raise _named(Mistake(settings_problem(exc)), ctx) from None
         except click.ClickException as exc:
-            raise _named(exc, ctx)
+            raise _named(exc, ctx) from None
 
     def main(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
         kwargs["standalone_mode"] = False

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response

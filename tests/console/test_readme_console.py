@@ -7,8 +7,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -133,7 +134,7 @@ def test_a_whole_cause_is_discarded_after_confirmation_and_logged_with_who_did_i
         assert not any(Job.exists(j, connection=redis) for j in jobs) and Job.exists(other, connection=redis)
         actions = client.get("/api/failures").json()["recent_actions"]
         assert sorted((a["action"], a["user"], a["job_id"]) for a in actions) == sorted(("discard", USER, j) for j in jobs)
-        lines = wait_for(lambda: [json.loads(l) for l in log.read_text().splitlines() if '"console action"' in l],
+        lines = wait_for(lambda: [json.loads(ln) for ln in log.read_text().splitlines() if '"console action"' in ln],
                          what="the audit log lines")
         assert sorted((e["user"], e["action"], e["job_id"]) for e in lines) == sorted((USER, "discard", j) for j in jobs)
     finally:
