@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -68,11 +67,6 @@ def create_app(settings: Settings | None = None) -> FastPath:
             log.warning("PUBLIC_BASE_URL is not set: signatures are checked against the Host header")
         if not has_tokens(accounts, settings):
             log.warning(NO_AUTH_TOKEN)
-        # Everything made at start-up lives for the process: keep the collector from rescanning
-        # it, and collect less often, since a full collection stalls every request in flight.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(10_000, 20, 50)
         background = [
             asyncio.create_task(delivery.run_drainer()),
             asyncio.create_task(deps.counters.run_flusher()),

@@ -93,10 +93,19 @@ def serve(host: str, port: int) -> None:
     load_accounts(settings)  # a broken accounts file: one line now, not a traceback from uvicorn
     _refuse_taken_port("the receiver", host, port, "--port")
     _raise_open_files_limit()
+    _tune_gc()
     uvicorn.run(
         "receiver.app:create_app", factory=True, host=host, port=port, proxy_headers=False,
         log_level=settings.log_level.lower(), access_log=False, timeout_graceful_shutdown=10, log_config=None,
     )
+
+
+def _tune_gc() -> None:
+    # The app's modules are loaded first, so the freeze covers them too.
+    import receiver.app  # noqa: F401
+    from workers import gc_tuning
+
+    gc_tuning.tune_for_serving()
 
 
 def _raise_open_files_limit() -> None:
