@@ -13,6 +13,7 @@ from redis import Redis
 from console import jobrefs
 from console.replies import integer, text
 from receiver import keys
+from receiver.errors import RecordingReceiverError
 from receiver.events import Source, Status
 from receiver.sids import is_any_sid
 
@@ -34,7 +35,7 @@ SEARCH_HINT = (
 )
 
 
-class BadFilter(ValueError):
+class BadFilter(RecordingReceiverError, ValueError):
     """A filter value the console cannot use; its message is shown to the operator."""
 
 

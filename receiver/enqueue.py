@@ -18,6 +18,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from receiver import keys, stats
 from receiver.command_pipe import CommandPipe
+from receiver.errors import RecordingReceiverError
 from receiver.events import RecordingEvent
 from receiver.job_template import JobTemplate, rq_time_at
 
@@ -78,7 +79,7 @@ def script_source(template: JobTemplate, ledger_ttl: int) -> str:
     )
 
 
-class NotReplicated(RedisError):
+class NotReplicated(RecordingReceiverError, RedisError):
     """Fewer replicas than required confirmed a batch in time: it may die with a failover."""
 
 
