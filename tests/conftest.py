@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,14 @@ hypothesis_settings.register_profile("suite", deadline=None, suppress_health_che
 hypothesis_settings.load_profile("suite")
 
 
+@pytest.fixture(autouse=True)
+def _leaks_reported_here() -> Iterator[None]:
+    """Collect garbage after each test, so an unclosed socket, file or child (a ResourceWarning,
+    an error under filterwarnings) fails the test that leaked it, not whichever test runs next."""
+    yield
+    gc.collect()
+
+
 @pytest.fixture(scope="session")
 def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
     proc = RedisProcess(tmp_path_factory.mktemp("redis"))
@@ -56,8 +65,10 @@ def redis_url(redis_proc: RedisProcess) -> str:
 
 
 @pytest.fixture
-def redis(redis_url: str) -> Redis:
-    return Redis.from_url(redis_url)
+def redis(redis_url: str) -> Iterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -170,13 +170,13 @@ def test_a_claim_of_a_killed_holder_lapses_within_its_ttl(redis_url: str, redis:
         f"claims = ArchiveClaims(redis.Redis.from_url({redis_url!r}), ttl_seconds=2)\n"
         f"with claims.hold('voice', 'RE' + '2' * 32):\n    print('held', flush=True)\n    sys.stdin.read()\n"
     )
-    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(timeout=10)
-    finally:
-        holder.kill()
+    with subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=10)
+        finally:
+            holder.kill()
     assert 0 < int(redis.pttl(key)) <= 2000
     wait_for(lambda: not redis.exists(key), timeout=10, what="the dead holder's claim to lapse")
 

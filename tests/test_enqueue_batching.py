@@ -32,12 +32,14 @@ def test_one_turn_of_requests_goes_out_in_full_batches_and_each_gets_its_own_ans
 
     async def run() -> list[EnqueueResult]:
         client = async_redis(Settings(redis_url=redis_url))
-        enqueuer = Enqueuer(client, CommandPipe(client.connection_pool, 10), JobTemplate("recordings", 600, 3), 3600)
+        pipe = CommandPipe(client.connection_pool, 10)
+        enqueuer = Enqueuer(client, pipe, JobTemplate("recordings", 600, 3), 3600)
         await client.script_load(enqueuer._script.script)
         redis.config_resetstat()
         try:
             return await asyncio.gather(*(enqueuer.submit(e) for e in submitted))
         finally:
+            await pipe.aclose()
             await client.aclose()
 
     results = asyncio.run(run())
@@ -51,13 +53,15 @@ def test_one_turn_of_requests_goes_out_in_full_batches_and_each_gets_its_own_ans
 def test_a_request_that_stops_waiting_does_not_disturb_its_batch(redis_url: str, redis: Redis) -> None:
     async def run() -> list[EnqueueResult | BaseException]:
         client = async_redis(Settings(redis_url=redis_url))
-        enqueuer = Enqueuer(client, CommandPipe(client.connection_pool, 30), JobTemplate("recordings", 600, 3), 3600, bound_seconds=30)
+        pipe = CommandPipe(client.connection_pool, 30)
+        enqueuer = Enqueuer(client, pipe, JobTemplate("recordings", 600, 3), 3600, bound_seconds=30)
         tasks = [asyncio.create_task(enqueuer.submit(event(i))) for i in range(BATCH_MAX)]
         await asyncio.sleep(0)  # every task has submitted, and the full batch is written
         tasks[-1].cancel()
         # Only turns a hang into a failure: a batch left to its 30 s bound fails its callers with
         # TimeoutError, which the assertions below tell apart from a queued event.
         outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+        await pipe.aclose()
         await client.aclose()
         return outcomes
 
@@ -72,10 +76,12 @@ def test_a_request_that_stops_waiting_does_not_disturb_its_batch(redis_url: str,
 def test_redis_that_forgot_the_script_gets_it_again_and_the_batch_goes_through(redis_url: str, redis: Redis) -> None:
     async def run() -> list[EnqueueResult]:
         client = async_redis(Settings(redis_url=redis_url))
-        enqueuer = Enqueuer(client, CommandPipe(client.connection_pool, 10), JobTemplate("recordings", 600, 3), 3600)
+        pipe = CommandPipe(client.connection_pool, 10)
+        enqueuer = Enqueuer(client, pipe, JobTemplate("recordings", 600, 3), 3600)
         first = await enqueuer.submit(event(0))
         redis.script_flush()
         rest = await asyncio.gather(*(enqueuer.submit(event(i)) for i in range(1, BATCH_MAX + 3)))
+        await pipe.aclose()
         await client.aclose()
         return [first, *rest]
 

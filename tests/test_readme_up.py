@@ -51,8 +51,9 @@ class Lines:
         self._thread.start()
 
     def _read(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
+        with stream:  # closed at EOF, by the thread that reads it
+            for line in stream:
+                self.lines.append(line.rstrip("\n"))
 
 
 @pytest.fixture
