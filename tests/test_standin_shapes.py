@@ -662,7 +662,7 @@ def test_command_line_runs_standalone() -> None:
         assert (wav.status_code, len(wav.content)) == (200, 100)
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.communicate(timeout=10)  # waits, and closes both pipes
 
 
 def _post_when_ready(url: str, deadline_s: float) -> dict[str, Any]:
