@@ -55,6 +55,7 @@ def test_up_serves_processes_a_callback_and_stops_everything_on_ctrl_c(tmp_path:
             Redis(host="127.0.0.1", port=int(shown.group(1)), protocol=2).set("k", "v")
         key = f"rr:rec:voice:{params['RecordingSid']}"
         wait_for(lambda: redis.hget(key, "status") == b"absent", timeout=15, what="a worker to record the event")
+        redis.close()
         assert (tmp_path / "data" / "redis" / "appendonlydir").exists() or (tmp_path / "data" / "redis" / "appendonly.aof").exists()
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 5  # redis, receiver, two workers, console
@@ -65,7 +66,7 @@ def test_up_serves_processes_a_callback_and_stops_everything_on_ctrl_c(tmp_path:
         wait_for(lambda: answers_200(console.group(1) + "healthz"), timeout=10, what="the console")
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=40)
+        proc.communicate(timeout=40)  # waits, and closes its stdout
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
