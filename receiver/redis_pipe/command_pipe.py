@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import hiredis
 from hiredis import PushNotification
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis._parsers import BaseParser  # redis-py's error reply classes (NOSCRIPT, READONLY, ...)
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError, InvalidResponse, ResponseError
 
 
