@@ -28,7 +28,7 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements/test.txt
 	$(PIP) --require-hashes -r requirements/test.txt
 	touch $@
 
-.PHONY: up test perf lock contract FORCE
+.PHONY: up test lint perf lock contract FORCE
 FORCE:
 
 up: $(VENV)/.installed
@@ -36,6 +36,11 @@ up: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
+
+# ruff (lint only, never a reformat) and mypy strict, both configured in pyproject.toml
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 perf: $(VENV)/.installed-test
 	$(PY) -m tests.perf.receiver_bench

@@ -12,9 +12,10 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from console import audit, failures, jobrefs
+from receiver.errors import RecordingReceiverError
 
 
-class NotFailed(LookupError):
+class NotFailed(RecordingReceiverError, LookupError):
     """The job is not (or no longer) in the failed list: already replayed, discarded or expired."""
 
 

@@ -13,7 +13,7 @@ from redis import Redis
 from receiver import keys
 
 # What a bearer token is counted under: it names no user, but guessing it is guessing one secret.
-TOKEN_NAME = "\0bearer token"
+TOKEN_NAME = "\0bearer token"  # noqa: S105 -- a label for bearer-token sessions, not a token
 
 # Each failure counts on both records; past its free allowance a record makes the next checked
 # attempt wait first·2^k, up to its cap. Refused attempts are not counted, so hammering during a

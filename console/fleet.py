@@ -159,7 +159,7 @@ def _add_running_jobs(redis: Redis, busy: list[WorkerState], now: float) -> None
     pipe = redis.pipeline(transaction=False)
     for worker in busy:
         pipe.hget(Job.key_for(worker.current_job), "started_at")
-    for worker, started in zip(busy, pipe.execute()):
+    for worker, started in zip(busy, pipe.execute(), strict=False):
         ref = jobrefs.parse(worker.current_job)
         started_at = rq_epoch(started)
         worker.job = RunningJob(

@@ -102,9 +102,9 @@ def _read(redis: Redis, now: float) -> _Snapshot:
         pipe.zcard(keys.status_index(status.value))
     replies = pipe.execute()
     return _Snapshot(
-        hashes={key: mapping(reply) for key, reply in zip(_HASHES, replies)},
+        hashes={key: mapping(reply) for key, reply in zip(_HASHES, replies, strict=False)},
         live_receivers={r.decode() if isinstance(r, bytes) else str(r) for r in replies[len(_HASHES)]},
-        recordings={status: integer(size) for status, size in zip(Status, replies[len(_HASHES) + 1:])},
+        recordings={status: integer(size) for status, size in zip(Status, replies[len(_HASHES) + 1:], strict=False)},
     )
 
 
@@ -203,7 +203,7 @@ def _histogram(name: str, doc: str, labels: list[str], raw: dict[str, str]) -> H
         counts.setdefault(label_values, [0.0] * len(BOUNDS))[slot] += number(value)
     for label_values in sorted(counts.keys() | sums.keys()):
         own = counts.get(label_values, [0.0] * len(BOUNDS))
-        buckets = [(_le(bound), total) for bound, total in zip(BOUNDS, accumulate(own))]
+        buckets = [(_le(bound), total) for bound, total in zip(BOUNDS, accumulate(own), strict=False)]
         family.add_metric(list(label_values), buckets, sum_value=sums.get(label_values, 0.0))
     return family
 

@@ -105,7 +105,7 @@ def load(redis: Redis, queue_name: str, failed: FailureIndex, now: float | None 
     return Overview(
         now=now,
         rates=_rates(callback_buckets[:MINUTES]),
-        last_callback_at=next((m * 60.0 for m, b in zip(minutes, callback_buckets) if b), None),
+        last_callback_at=next((m * 60.0 for m, b in zip(minutes, callback_buckets, strict=False) if b), None),
         callbacks_total=_by_verdict(totals),
         signature_failures=_signatures(signature_buckets, signatures),
         queue=fleet.queue_state(redis, queue_name, now),

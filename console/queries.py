@@ -13,6 +13,7 @@ from redis import Redis
 from console import jobrefs
 from console.replies import integer, text
 from receiver import keys
+from receiver.errors import RecordingReceiverError
 from receiver.events import Source, Status
 from receiver.sids import is_any_sid
 
@@ -34,7 +35,7 @@ SEARCH_HINT = (
 )
 
 
-class BadFilter(ValueError):
+class BadFilter(RecordingReceiverError, ValueError):
     """A filter value the console cannot use; its message is shown to the operator."""
 
 
@@ -159,7 +160,7 @@ class Recordings:
         start: tuple[float | None, int] = (cursor.score, cursor.skip) if cursor and cursor.score <= high else (None, 0)
         state = start  # where the walk stands after the last entry consumed
         exhausted = False
-        for member, score, state in self._walk(primary, secondary, low, high, start, limit):
+        for member, score, state in self._walk(primary, secondary, low, high, start, limit):  # noqa: B007 -- read after the loop
             scanned += 1
             if member is not None:
                 found.append((member, score))
@@ -214,7 +215,7 @@ class Recordings:
             present = [True] * len(members)
             if secondary is not None:
                 present = [s is not None for s in self.redis.zmscore(secondary, members)]
-            for (member, score), keep in zip(zip(members, (float(s) for _, s in entries)), present):
+            for (member, score), keep in zip(zip(members, (float(s) for _, s in entries), strict=False), present, strict=False):
                 state = (score, state[1] + 1) if score == state[0] else (score, 1)
                 yield (member if keep else None), score, state
             if len(entries) < batch:
@@ -236,15 +237,15 @@ class Recordings:
         for index, (member, score) in enumerate(found):
             source, _, sid = member.partition(":")
             values, failed = replies[2 * index], replies[2 * index + 1]
-            fields = {name: text(v) for name, v in zip(ROW_FIELDS, values) if v is not None}
-            failed_status = next((s for s, f in zip(STATUSES, failed) if f is not None), None)
+            fields = {name: text(v) for name, v in zip(ROW_FIELDS, values, strict=False) if v is not None}
+            failed_status = next((s for s, f in zip(STATUSES, failed, strict=False) if f is not None), None)
             rows.append(Row(source, sid, score, fields, jobrefs.job_id(source, sid, failed_status) if failed_status else None))
         return rows
 
     def _search(self, filters: Filters) -> Page:
         members, notes = self.find(filters.q)
         scores = self.redis.zmscore(keys.RECORDINGS_INDEX, members) if members else []
-        found = sorted(((m, float(s)) for m, s in zip(members, scores) if s is not None), key=lambda e: -e[1])
+        found = sorted(((m, float(s)) for m, s in zip(members, scores, strict=False) if s is not None), key=lambda e: -e[1])
         rows = [r for r in self._rows(found[:MAX_SEARCH_RESULTS]) if _matches(r, filters)]
         if not rows and not notes:
             notes.append(f"Nothing found for {filters.q}.")

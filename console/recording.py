@@ -140,7 +140,7 @@ def _jobs(redis: Redis, queue_name: str, source: str, sid: str) -> list[JobView]
         pipe.zscore(jobrefs.failed_registry_key(queue_name), job_id)
     failed = pipe.execute()
     views = []
-    for job, in_failed in zip(Job.fetch_many(ids, connection=redis, serializer=JSONSerializer), failed):
+    for job, in_failed in zip(Job.fetch_many(ids, connection=redis, serializer=JSONSerializer), failed, strict=False):
         if job is None:
             continue
         result = job.latest_result()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -18,7 +17,6 @@ from receiver.callbacks import CallbackEndpoint, Deps
 from receiver.counters import Counters
 from receiver.delivery import Delivery
 from receiver.enqueue import Enqueuer
-from receiver.spool import Spool
 from receiver.events import Source
 from receiver.health import NO_AUTH_TOKEN, healthz, readyz
 from receiver.job_template import JobTemplate
@@ -27,6 +25,7 @@ from receiver.redis_pipe.choice import open_pipe
 from receiver.settings import Settings, load_settings
 from receiver.signature_diagnosis import Doctor
 from receiver.sources import Parser, legacy, media, video, voice
+from receiver.spool import Spool
 
 PARSERS: dict[Source, Parser] = {
     Source.VOICE: voice.parse,
@@ -67,11 +66,6 @@ def create_app(settings: Settings | None = None) -> FastPath:
             log.warning("PUBLIC_BASE_URL is not set: signatures are checked against the Host header")
         if not has_tokens(accounts, settings):
             log.warning(NO_AUTH_TOKEN)
-        # Everything made at start-up lives for the process: keep the collector from rescanning
-        # it, and collect less often, since a full collection stalls every request in flight.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(10_000, 20, 50)
         background = [
             asyncio.create_task(delivery.run_drainer()),
             asyncio.create_task(deps.counters.run_flusher()),

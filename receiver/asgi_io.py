@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
 
+from receiver.errors import RecordingReceiverError
+
 __all__ = ["BODY_DEADLINE", "BodyTimeout", "BodyTooLarge", "ClientGone", "Incoming", "Receive", "Scope", "Send", "read_body", "reply"]
 
 
@@ -18,15 +20,15 @@ __all__ = ["BODY_DEADLINE", "BodyTimeout", "BodyTooLarge", "ClientGone", "Incomi
 BODY_DEADLINE = "body deadline"
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(RecordingReceiverError):
     pass
 
 
-class BodyTimeout(Exception):
+class BodyTimeout(RecordingReceiverError):
     """The client sent its headers but not the whole body in time (answered 408, connection closed)."""
 
 
-class ClientGone(Exception):
+class ClientGone(RecordingReceiverError):
     """The client disconnected before sending its whole body."""
 
 

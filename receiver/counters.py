@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import time
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -102,7 +102,7 @@ class Counters:
             return None
         try:
             return await self._spool_depth()
-        except Exception as exc:  # noqa: BLE001 - an unreadable spool is the readiness check's to report
+        except Exception as exc:
             log.info("spool depth not known", error=type(exc).__name__)
             return None
 

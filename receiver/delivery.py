@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from receiver import logs, stats
 from receiver.enqueue import Enqueuer, EnqueueResult
+from receiver.errors import RecordingReceiverError
 from receiver.events import RecordingEvent
 from receiver.spool import Spool
 
@@ -23,7 +24,7 @@ SPOOLED = "spooled"
 _REDIS_TROUBLE = (RedisError, OSError, asyncio.TimeoutError)
 
 
-class SpoolUnavailable(Exception):
+class SpoolUnavailable(RecordingReceiverError):
     """Neither Redis nor the spool took the event: the one case the receiver answers 503."""
 
 

@@ -6,9 +6,10 @@ import asyncio
 import functools
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -16,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from receiver import keys, stats
+from receiver.errors import RecordingReceiverError
 from receiver.events import RecordingEvent
 from receiver.job_template import JobTemplate, rq_time_at
 from receiver.redis_pipe.pipe import Pipe
@@ -77,7 +79,7 @@ def script_source(template: JobTemplate, ledger_ttl: int) -> str:
     )
 
 
-class NotReplicated(RedisError):
+class NotReplicated(RecordingReceiverError, RedisError):
     """Fewer replicas than required confirmed a batch in time: it may die with a failover."""
 
 
@@ -120,7 +122,7 @@ def build_call(template: JobTemplate, events: Sequence[RecordingEvent]) -> Call:
 
 
 def _results(fresh: Sequence[Any], job_ids: list[str]) -> list[EnqueueResult]:
-    return [EnqueueResult(Outcome.QUEUED if f else Outcome.DUPLICATE, j) for f, j in zip(fresh, job_ids)]
+    return [EnqueueResult(Outcome.QUEUED if f else Outcome.DUPLICATE, j) for f, j in zip(fresh, job_ids, strict=False)]
 
 
 # A batch is sent as soon as it has this many events, by the request that filled it, instead of

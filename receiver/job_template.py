@@ -6,7 +6,7 @@ import functools
 import json
 import math
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,7 +26,7 @@ VARYING = ("data", "created_at", "enqueued_at", "description")
 
 def rq_time(moment: datetime | None = None) -> str:
     """RQ's own timestamp format (`rq.utils.utcformat`)."""
-    return (moment or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def rq_time_at(epoch: float) -> str:

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -19,7 +20,7 @@ NOISY = ("httpx", "httpcore", "twilio.http_client")
 # runs in a thread of a worker process).
 ROLE_BY_LOGGER = {"rq.scheduler": "scheduler"}
 
-_role = os.path.basename(sys.argv[0]) or "python"
+_role = Path(sys.argv[0]).name or "python"
 _json: bool | None = None  # None until configured
 
 

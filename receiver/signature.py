@@ -5,8 +5,8 @@ from __future__ import annotations
 import binascii
 import functools
 import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from pydantic import SecretStr
 from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, RequestValidator, get_signature_algorithm

@@ -9,7 +9,7 @@ at will: only callback-sized bodies are diagnosed, and only so many a second (`D
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import SecretStr

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import socket
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from redis import Redis
 
 from receiver import stats
@@ -28,6 +31,14 @@ SECONDARY_TOKEN = "test-auth-token-secondary"
 # example and its too_slow health check fail them whenever a busy machine deschedules the run.
 hypothesis_settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile("suite")
+
+
+@pytest.fixture(autouse=True)
+def _leaks_reported_here() -> Iterator[None]:
+    """Collect garbage after each test, so an unclosed socket, file or child (a ResourceWarning,
+    an error under filterwarnings) fails the test that leaked it, not whichever test runs next."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +75,10 @@ def redis_url(redis_proc: RedisProcess) -> str:
 
 
 @pytest.fixture
-def redis(redis_url: str) -> Redis:
-    return Redis.from_url(redis_url)
+def redis(redis_url: str) -> Iterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections import Counter
@@ -75,10 +76,8 @@ class RedisMeter:
         with self._lock:
             sockets, threads = [self._listener, *self._sockets], list(self._threads)
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         for thread in threads:
             thread.join(timeout=5)
@@ -145,7 +144,5 @@ def _send(sock: socket.socket, data: bytes) -> bool:
 
 
 def _close_write(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass

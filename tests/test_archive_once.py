@@ -9,8 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -156,9 +157,8 @@ def test_a_live_claim_is_renewed_past_its_ttl_and_a_second_run_is_deferred(redis
         # A renewal shows as the remaining time going back up.
         seen = [first]
         wait_for(lambda: seen.append(int(redis.pttl(key))) or seen[-1] > min(seen[:-1]), timeout=10, what="a renewal")
-        with pytest.raises(Deferred) as deferred:
-            with claims.hold("voice", "RE" + "1" * 32):
-                pass
+        with pytest.raises(Deferred) as deferred, claims.hold("voice", "RE" + "1" * 32):
+            pass
         assert 0 < deferred.value.wait <= 1.0 and redis.get(key) == token
     assert redis.exists(key) == 0
 
@@ -170,13 +170,13 @@ def test_a_claim_of_a_killed_holder_lapses_within_its_ttl(redis_url: str, redis:
         f"claims = ArchiveClaims(redis.Redis.from_url({redis_url!r}), ttl_seconds=2)\n"
         f"with claims.hold('voice', 'RE' + '2' * 32):\n    print('held', flush=True)\n    sys.stdin.read()\n"
     )
-    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(timeout=10)
-    finally:
-        holder.kill()
+    with subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=10)
+        finally:
+            holder.kill()
     assert 0 < int(redis.pttl(key)) <= 2000
     wait_for(lambda: not redis.exists(key), timeout=10, what="the dead holder's claim to lapse")
 

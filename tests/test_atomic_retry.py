@@ -3,7 +3,7 @@ of older versions are scheduled again."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from redis import Redis
@@ -16,9 +16,9 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry, clean_registri
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
+from receiver.settings import Settings
 from tests.cutting_proxy import CuttingProxy
 from tests.servers import RedisProcess
-from receiver.settings import Settings
 from workers import runner
 from workers.rq_runtime import orphan_mend
 from workers.rq_runtime.atomic_retry import AtomicRetryJob

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,8 +20,8 @@ import uvloop
 from redis import Redis
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
-from receiver.redis_pipe.command_pipe import CommandPipe
 from receiver.redis_client import async_redis
+from receiver.redis_pipe.command_pipe import CommandPipe
 from receiver.settings import Settings
 from tests.servers import RedisProcess
 
@@ -27,6 +29,16 @@ from tests.servers import RedisProcess
 LOOPS = pytest.mark.parametrize("run_loop", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
 # Only turns a call that never ends into a failure: no test passes or fails by how long a call took.
 HANG_SECONDS = 60.0
+
+
+@contextlib.contextmanager
+def _closing(writer: asyncio.StreamWriter) -> Iterator[None]:
+    """A fake server's side of a connection, closed however its handler ends (a transport left
+    open warns at the loop's close: a ResourceWarning, and uvloop fails its close on it)."""
+    try:
+        yield
+    finally:
+        writer.close()
 
 
 async def _pipe(url: str, timeout: float = 10.0) -> tuple[Any, CommandPipe]:
@@ -124,10 +136,11 @@ def test_a_reply_that_is_not_redis_protocol_breaks_the_line() -> None:
     async def run() -> BaseException | list[Any]:
         async def fake_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             # Answers redis-py's connection handshake (CLIENT SETINFO), then talks nonsense.
-            while line := await reader.readline():
-                if line.startswith(b"*"):
-                    parts = [await reader.readline() for _ in range(2 * int(line[1:]))]
-                    writer.write(b"?what\r\n" if parts[1].upper() == b"PING\r\n" else b"+OK\r\n")
+            with _closing(writer):
+                while line := await reader.readline():
+                    if line.startswith(b"*"):
+                        parts = [await reader.readline() for _ in range(2 * int(line[1:]))]
+                        writer.write(b"?what\r\n" if parts[1].upper() == b"PING\r\n" else b"+OK\r\n")
 
         server = await asyncio.start_server(fake_redis, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -166,13 +179,14 @@ def test_push_frames_settle_no_call(run_loop: Any) -> None:
     async def run() -> list[Any]:
         async def pushy_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             # Answers the handshake with +OK, and ECHO with a push frame before and after its reply.
-            while line := await reader.readline():
-                if line.startswith(b"*"):
-                    parts = [await reader.readline() for _ in range(2 * int(line[1:]))]
-                    if parts[1].upper() == b"ECHO\r\n":
-                        writer.write(push + b"$" + parts[2][1:] + parts[3] + push)
-                    else:
-                        writer.write(b"+OK\r\n")
+            with _closing(writer):
+                while line := await reader.readline():
+                    if line.startswith(b"*"):
+                        parts = [await reader.readline() for _ in range(2 * int(line[1:]))]
+                        if parts[1].upper() == b"ECHO\r\n":
+                            writer.write(push + b"$" + parts[2][1:] + parts[3] + push)
+                        else:
+                            writer.write(b"+OK\r\n")
 
         server = await asyncio.start_server(pushy_redis, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -220,7 +234,7 @@ def test_calls_go_through_over_tls(redis_url: str, redis: Redis, tmp_path: Path,
     """rediss://: the pipe takes over the protocol of a TLS transport as of a plain one. The
     embedded redis-server is built without TLS, so a TLS-terminating relay stands in front."""
     cert, key = _self_signed(tmp_path)
-    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    port = int(redis_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
 
     async def relay(tls_in: asyncio.StreamReader, tls_out: asyncio.StreamWriter) -> None:
         plain_in, plain_out = await asyncio.open_connection("127.0.0.1", port)
@@ -256,7 +270,8 @@ def test_a_server_that_never_answers_the_handshake_fails_the_call_and_aclose_end
 
     async def run() -> tuple[BaseException | list[Any], bool]:
         async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read()  # until the client goes away
+            with _closing(writer):
+                await reader.read()  # until the client goes away
 
         server = await asyncio.start_server(silent, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]

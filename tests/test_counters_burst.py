@@ -149,7 +149,8 @@ def test_counts_redis_never_took_are_a_warning_at_shutdown(own_redis: RedisProce
 
 
 def test_worker_counts_survive_a_failed_write(own_redis: RedisProcess) -> None:
-    job_stats = JobStats(Redis.from_url(own_redis.url, socket_timeout=2, socket_connect_timeout=2))
+    writer = Redis.from_url(own_redis.url, socket_timeout=2, socket_connect_timeout=2)
+    job_stats = JobStats(writer)
     job_stats.job("voice", "done", 0.2)
     own_redis.stop()
     job_stats.job("voice", "done", 0.3)  # not written, not lost
@@ -161,3 +162,4 @@ def test_worker_counts_survive_a_failed_write(own_redis: RedisProcess) -> None:
     assert redis.hget(stats.JOB_SECONDS, "voice|done|0.25") == b"1" and redis.hget(stats.JOB_SECONDS, "voice|done|0.5") == b"1"
     assert redis.hget(stats.TWILIO_REST_SECONDS, "voice|metadata|429|0.05") == b"1"
     assert redis.hget(stats.TWILIO_RESPONSES, "429") == b"1"
+    writer.close()

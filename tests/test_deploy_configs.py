@@ -10,6 +10,7 @@ Structural checks (PyYAML, configparser-like parsing, regexes) run everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -145,7 +146,7 @@ def check_cli_args(args: list[str], where: str) -> str | None:
     except click.exceptions.Exit:
         pass
     except click.ClickException as exc:
-        raise AssertionError(f"{where}: `recording-receiver {' '.join(args)}` is rejected: {exc.format_message()}")
+        raise AssertionError(f"{where}: `recording-receiver {' '.join(args)}` is rejected: {exc.format_message()}") from None
     return None
 
 
@@ -226,8 +227,8 @@ def dockerfile_stages() -> list[list[str]]:
     text = (DEPLOY / "Dockerfile").read_text()
     logical = re.sub(r"\\\n", " ", text)  # join continuation lines
     stages: list[list[str]] = []
-    for line in logical.splitlines():
-        line = line.strip()
+    for raw in logical.splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         if line.upper().startswith("FROM "):
@@ -259,7 +260,7 @@ def test_dockerfile_structure() -> None:
 
 
 def test_dockerignore_sends_the_packages_and_nothing_else() -> None:
-    lines = [l.strip() for l in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()]
+    lines = [ln.strip() for ln in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()]
     assert "*" in lines, "exclude everything first, then re-include what the wheel needs"
     assert "!pyproject.toml" in lines
     import tomllib
@@ -497,7 +498,7 @@ def test_k8s_structure() -> None:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True, where
             assert container["securityContext"]["allowPrivilegeEscalation"] is False, where
             mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-            assert "emptyDir" in volumes[mounts["/tmp"]], f"{where}: /tmp must be an emptyDir"
+            assert "emptyDir" in volumes[mounts["/tmp"]]  # noqa: S108 -- a path inside the container, f"{where}: /tmp must be an emptyDir"
             refs = container["envFrom"]
             assert {"configMapRef": {"name": "recording-receiver-config"}} in refs, where
             assert {"secretRef": {"name": "recording-receiver-secrets"}} in refs, where
@@ -566,8 +567,8 @@ def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
     """systemd's format: repeated keys allowed (Environment=), so not configparser's dict."""
     sections: dict[str, dict[str, list[str]]] = {}
     current = None
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
         if line.startswith("[") and line.endswith("]"):
@@ -641,8 +642,8 @@ def test_systemd_analyze_verify(verifiable_units: list[Path]) -> None:
         pytest.skip("systemd-analyze not installed")
     result = run([analyze, "verify", "--man=no", *map(str, verifiable_units)])
     # verify exits 0 on unknown keys and bad values, only warning: any line about our units fails.
-    noise = [l for l in result.stderr.splitlines() if any(p.name in l for p in verifiable_units)
-             or "Unknown" in l or "Failed to parse" in l or "ignoring" in l]
+    noise = [ln for ln in result.stderr.splitlines() if any(p.name in ln for p in verifiable_units)
+             or "Unknown" in ln or "Failed to parse" in ln or "ignoring" in ln]
     assert result.returncode == 0 and not noise, result.stderr
 
 
@@ -660,7 +661,7 @@ def test_systemd_analyze_security(verifiable_units: list[Path]) -> None:
 # ------------------------------------------------------------------------------------ proxies
 
 def caddyfile_directives() -> str:
-    return "\n".join(l.split("#", 1)[0] for l in (DEPLOY / "Caddyfile").read_text().splitlines())
+    return "\n".join(ln.split("#", 1)[0] for ln in (DEPLOY / "Caddyfile").read_text().splitlines())
 
 
 def test_caddyfile_structure() -> None:
@@ -692,7 +693,7 @@ def test_caddy_adapt_and_validate(tmp_path: Path) -> None:
     env = caddy_env(tmp_path, "hooks.example.com")
     adapted = run([caddy, "adapt", "--config", str(DEPLOY / "Caddyfile"), "--adapter", "caddyfile"], env=env)
     assert adapted.returncode == 0, adapted.stderr
-    warnings = [l for l in adapted.stderr.splitlines() if '"warn"' in l]
+    warnings = [ln for ln in adapted.stderr.splitlines() if '"warn"' in ln]
     assert not warnings, warnings
     config = adapted.stdout
 
@@ -719,7 +720,7 @@ def test_caddy_adapt_and_validate(tmp_path: Path) -> None:
 
 
 def nginx_directives() -> str:
-    return "\n".join(l.split("#", 1)[0] for l in (DEPLOY / "nginx.conf").read_text().splitlines())
+    return "\n".join(ln.split("#", 1)[0] for ln in (DEPLOY / "nginx.conf").read_text().splitlines())
 
 
 def test_nginx_conf_structure() -> None:
@@ -803,10 +804,8 @@ class RecordingUpstream:
                 continue
             with conn:
                 conn.settimeout(5)
-                try:
+                with contextlib.suppress(OSError):
                     self._handle(conn)
-                except OSError:
-                    pass
 
     def _handle(self, conn: socket.socket) -> None:
         data = b""
@@ -817,7 +816,7 @@ class RecordingUpstream:
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        headers = [(k.strip(), v.strip()) for k, _, v in (l.partition(":") for l in lines[1:])]
+        headers = [(k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in lines[1:])]
         length = int(next((v for k, v in headers if k.lower() == "content-length"), "0"))
         while len(body) < length:
             chunk = conn.recv(65536)
@@ -860,10 +859,8 @@ def send_raw(port: int, host: str, target: str, body: bytes, sni: str | None = N
         conn = raw
     with conn:
         conn.sendall(head)
-        try:
+        with contextlib.suppress(OSError):  # a proxy may refuse a too large body before reading it
             conn.sendall(body)
-        except OSError:
-            pass  # a proxy may refuse a too large body before reading it
         response = b""
         try:
             while b"\r\n" not in response:

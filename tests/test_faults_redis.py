@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -17,8 +16,6 @@ from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver
 from tests.servers import RedisProcess, wait_for
 from workers.simulate import new_sid, voice_params
-
-
 
 
 def queued_sids(redis: Redis) -> list[str]:

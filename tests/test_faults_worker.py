@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -60,7 +61,8 @@ def test_worker_killed_mid_download_is_retried_and_archives_exactly_once(
     finally:
         first.kill()
     log = settings.data_dir / "second-worker.log"
-    second = subprocess.Popen(cmd, env=_worker_env(settings, standin), cwd=ROOT, stderr=log.open("w"))
+    with log.open("w") as log_file:
+        second = subprocess.Popen(cmd, env=_worker_env(settings, standin), cwd=ROOT, stderr=log_file)
     try:
         # Usually ~10 s (lease, then the retry interval). The deadline also allows for RQ's own
         # recovery of a job caught between dequeue and start, which waits a fixed minute.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from redis import Redis
 from twilio.request_validator import RequestValidator
@@ -109,7 +112,7 @@ TEXT = st.text(max_size=40)
 @given(
     method=METHODS,
     content_type=CONTENT_TYPES,
-    form=st.dictionaries(st.sampled_from(list(voice()) + ["X", ""]), TEXT, max_size=12),
+    form=st.dictionaries(st.sampled_from([*list(voice()), "X", ""]), TEXT, max_size=12),
     raw=st.binary(max_size=300),
     use_raw=st.booleans(),
     signature=st.one_of(st.none(), st.from_regex(r"[!-~]{1,40}", fullmatch=True)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,7 +19,6 @@ from workers.sources import voice as voice_api
 from workers.twilio_time import iso_z, parse, parse_since
 from workers.watermarks import Tracker
 
-UTC = timezone.utc
 AC = "AC" + "a" * 32
 RE = "RE" + "b" * 32
 

@@ -25,7 +25,7 @@ REQUIRED = {"timestamp", "level", "logger", "role", "pid", "event"}
 def _json_lines(text: str) -> list[dict[str, Any]]:
     entries = [json.loads(line) for line in text.splitlines()]
     for entry in entries:
-        assert REQUIRED <= entry.keys(), entry
+        assert entry.keys() >= REQUIRED, entry
     return entries
 
 
@@ -92,7 +92,7 @@ def test_relayed_lines_from_children_never_glue_together(json_lines: bool, capfd
     for line in lines:
         if json_lines:
             entry = json.loads(line)
-            assert REQUIRED <= entry.keys() and entry["role"] == "worker", entry
+            assert entry.keys() >= REQUIRED and entry["role"] == "worker", entry
             text = entry["event"]
         else:
             name, _, text = line.partition("| ")

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
+from twilio.request_validator import RequestValidator
 
 from receiver.asgi_io import BodyTimeout, read_body
 from receiver.body_deadline import BodyDeadlines
 from receiver.errors import BadCallback, TooManyFields
 from receiver.events import Origin, RecordingEvent, Source, Status
-from twilio.request_validator import RequestValidator
-
 from receiver.form import Params, parse_params
 from receiver.job_template import rq_time_at
 from receiver.signature import form_signature, verify
@@ -145,11 +146,11 @@ def test_form_signature_equals_twilios_compute_signature(
 
 @given(st.floats(min_value=1e9, max_value=4e9))
 def test_rq_time_at_matches_rqs_own_format(epoch: float) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from rq.utils import utcformat
 
-    assert rq_time_at(epoch) == utcformat(datetime.fromtimestamp(epoch, timezone.utc))
+    assert rq_time_at(epoch) == utcformat(datetime.fromtimestamp(epoch, UTC))
 
 
 def test_a_body_read_times_out_after_its_sweeps_and_no_sooner() -> None:

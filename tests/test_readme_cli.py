@@ -7,8 +7,9 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import psutil
@@ -84,7 +85,7 @@ def test_simulate_sends_a_signed_callback_that_is_recorded_without_calling_twili
     trial = _trial_credentials()  # "any values work for a trial"
     settings = pipeline_settings(twilio_account_sid=trial["TWILIO_ACCOUNT_SID"], twilio_auth_token=trial["TWILIO_AUTH_TOKEN"])
     receiver = start_receiver(settings)
-    shown = [c for _, c in readme.shell_commands() if " simulate " in c][0].split()
+    shown = next(c for _, c in readme.shell_commands() if " simulate " in c).split()
     args = [receiver.url() if word.startswith("http://") else word for word in shown[2:]]
     assert args[1:] == ["--status", "absent"]
     done = run("simulate", *args, **trial)
@@ -106,7 +107,7 @@ def test_simulate_sends_a_signed_callback_that_is_recorded_without_calling_twili
     assert refused.returncode == 1 and refused.stdout.startswith("403 Forbidden")
     # "The same command without the signature … is refused with 403": the README's command, as shown.
     [unsigned] = [c.split() for _, c in readme.shell_commands() if " simulate " in c and "--unsigned" in c]
-    assert unsigned[2:] == shown[2:] + ["--unsigned"]
+    assert unsigned[2:] == [*shown[2:], "--unsigned"]
     queued = Queue("recordings", connection=redis, serializer=JSONSerializer).count
     not_signed = run("simulate", *args, "--unsigned", TWILIO_ACCOUNT_SID=trial["TWILIO_ACCOUNT_SID"],
                      TWILIO_AUTH_TOKEN=trial["TWILIO_AUTH_TOKEN"])

@@ -8,8 +8,8 @@ import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import pytest
@@ -24,12 +24,12 @@ CREDENTIALS = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKE
 SECRET = "do-not-show-this-secret"
 
 
-def run(*args: str, **extra: str) -> "subprocess.CompletedProcess[str]":
+def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """The command as a user runs it, with only `extra` of our settings in its environment."""
     return subprocess.run([COMMAND, *args], env=env(**extra), cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
-def assert_one_line(done: "subprocess.CompletedProcess[str]", command: str, *said: str) -> str:
+def assert_one_line(done: subprocess.CompletedProcess[str], command: str, *said: str) -> str:
     """Exit 2, nothing on stdout, one line on stderr naming the command and saying `said`; no secret."""
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr[-3000:])
     assert done.stdout == "", done.stdout
@@ -196,8 +196,8 @@ def test_check_reconcile_and_simulate_use_the_running_ups_redis_and_it_is_forgot
     standin: object, tmp_path: Path
 ) -> None:
     port = free_port()
-    extra = dict(CREDENTIALS, ADMIN_PORT=str(free_port()), TWILIO_API_BASE_URL=getattr(standin, "base_url"),
-                 TWILIO_VIDEO_BASE_URL=getattr(standin, "base_url"), TWILIO_MEDIA_BASE_URL=getattr(standin, "base_url"))
+    extra = dict(CREDENTIALS, ADMIN_PORT=str(free_port()), TWILIO_API_BASE_URL=standin.base_url,
+                 TWILIO_VIDEO_BASE_URL=standin.base_url, TWILIO_MEDIA_BASE_URL=standin.base_url)
     up = subprocess.Popen([COMMAND, "up", "--port", str(port)], cwd=tmp_path, env=env(**extra),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     record = tmp_path / "data" / up_record.FILE
@@ -206,7 +206,7 @@ def test_check_reconcile_and_simulate_use_the_running_ups_redis_and_it_is_forgot
         assert stat.S_IMODE(record.stat().st_mode) == 0o600
         password = (tmp_path / "data" / "redis" / "password").read_text().strip()
 
-        def here(*args: str) -> "subprocess.CompletedProcess[str]":
+        def here(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run([COMMAND, *args], cwd=tmp_path, env=env(**extra), capture_output=True, text=True, timeout=60)
 
         check = here("check")

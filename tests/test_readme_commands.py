@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import itertools
 import os
 import re
 import subprocess
@@ -78,7 +79,7 @@ def _check_cli(where: str, command: str, synopsis: bool) -> str | None:
         assert option in known, f"{where}: `{command}`: {name} has no option {option} (it has {sorted(known)})"
     if synopsis:
         # `--source voice|video|…`: every value shown must be one the option accepts.
-        for option, value in zip(rest, rest[1:]):
+        for option, value in itertools.pairwise(rest):
             param = known.get(option)
             if param is not None and isinstance(param.type, click.Choice) and "|" in value:
                 assert set(value.split("|")) <= set(param.type.choices), f"{where}: `{command}`: {value}"

@@ -10,8 +10,9 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -95,7 +96,7 @@ def test_a_refused_callback_gets_403_and_a_log_line_naming_what_most_likely_diff
         refused = wait_for(lambda: len(_entries(log, "callback rejected")) == len(cases) and _entries(log, "callback rejected"),
                            what="a refusal line per request")
         ignored = wait_for(lambda: _entries(log, "callback ignored"), what="the ignored line")
-    for entry, (_, _, reason, likely) in zip(refused, cases):
+    for entry, (_, _, reason, likely) in zip(refused, cases, strict=False):
         assert (entry["level"], entry["status"], entry["reason"]) == ("warning", 403, reason)
         if likely:
             assert entry["likely_difference"].startswith(likely), entry

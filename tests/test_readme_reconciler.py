@@ -7,9 +7,10 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from redis import Redis
@@ -27,7 +28,6 @@ from workers.reconcile_report import Report, Row, _row_lines
 from workers.twilio_time import parse, parse_since
 
 ROOT = readme.ROOT
-UTC = timezone.utc
 LISTS = {
     "voice": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings.json", "video": "/v1/Recordings",
     "media": "/v1/MediaRecordings", "legacy": f"/2008-08-01/Accounts/{ACCOUNT_SID}/Recordings",
@@ -68,7 +68,7 @@ def test_the_readmes_sample_report_is_exactly_what_the_command_prints() -> None:
     for line in rows:
         source, account, since, *counts, mark = line.split()
         row = Row(source, account, since=parse(since), watermark=parse(mark),
-                  **dict(zip(("seen", "missing", "queued", "duplicates", "pending", "deleted", "backoffs"), map(int, counts))))
+                  **dict(zip(("seen", "missing", "queued", "duplicates", "pending", "deleted", "backoffs"), map(int, counts), strict=False)))
         assert _row_lines(row)[0] == line, "a row of the sample is not what the code prints"
     found = [line for line in sample if line.startswith("    ")]
     for line in found:

@@ -33,7 +33,7 @@ def _table() -> dict[str, str]:
         if len(values) == 1:
             values *= len(names)
         assert len(values) == len(names), name_cell
-        defaults.update(zip(names, values))
+        defaults.update(zip(names, values, strict=False))
     return defaults
 
 

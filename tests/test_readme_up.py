@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -50,8 +51,9 @@ class Lines:
         self._thread.start()
 
     def _read(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
+        with stream:  # closed at EOF, by the thread that reads it
+            for line in stream:
+                self.lines.append(line.rstrip("\n"))
 
 
 @pytest.fixture
@@ -83,7 +85,7 @@ def test_make_up_prints_the_banner_the_readme_shows(tmp_path: Path, stop_all: li
         wait_for(lambda: "Press Ctrl-C to stop." in out.lines, timeout=30, what="the banner")
         banner = list(out.lines)
         assert len(banner) == len(sample), banner
-        for shown, printed in zip(sample, banner):
+        for shown, printed in zip(sample, banner, strict=False):
             assert _pattern(shown).fullmatch(printed), f"README: {shown!r}\nprinted: {printed!r}"
         assert f"callback   http://127.0.0.1:{port}/twilio/recordings/voice" in banner
         assert f"console    http://127.0.0.1:{admin_port}/" in banner

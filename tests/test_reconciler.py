@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -194,7 +195,7 @@ def test_a_recording_still_in_flight_holds_the_watermark_back_until_it_is_final(
     pipeline_settings: Callable[..., Settings], standin: Any, redis: Redis
 ) -> None:
     settings = pipeline_settings(reconcile_overlap_seconds=0)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     slow = standin.state.add_video(account_sid=ACCOUNT_SID, status="processing", date_created=now - timedelta(minutes=30))
     standin.state.add_video(account_sid=ACCOUNT_SID, date_created=now)
     first = reconciler.run_once(settings, sources=["video"])
@@ -207,7 +208,7 @@ def test_a_recording_still_in_flight_holds_the_watermark_back_until_it_is_final(
 
 
 def test_a_since_later_than_the_watermark_does_not_move_it(settings: Settings, standin: Any, redis: Redis) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for minutes in (90, 60, 5):
         standin.state.add_voice(account_sid=ACCOUNT_SID, date_created=now - timedelta(minutes=minutes))
     partial = reconciler.run_once(settings, sources=["voice"], since=(now - timedelta(minutes=30)).isoformat())

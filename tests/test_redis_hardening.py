@@ -4,8 +4,8 @@ server is a current Valkey behind a password, and no URL's password is ever show
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from click.testing import CliRunner
@@ -91,7 +91,7 @@ def test_the_embedded_server_is_a_current_valkey_that_wants_its_password(tmp_pat
         assert str(info.get("valkey_version", "")).startswith("9."), info
         assert server.client().config_get("bind") == {"bind": "127.0.0.1"}
         anonymous = Redis(host="127.0.0.1", port=server.port, protocol=2)
-        with pytest.raises((AuthenticationError, ResponseError), match="(?i)auth"):
+        with pytest.raises((AuthenticationError, ResponseError), match=r"(?i)auth"):
             anonymous.set("k", "v")
         with pytest.raises(AuthenticationError):
             Redis(host="127.0.0.1", port=server.port, password="guess").ping()
@@ -153,7 +153,7 @@ def test_settings_never_show_the_redis_password() -> None:
 
 def test_check_names_the_redis_without_its_password(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "@" in redis_url  # the test Redis has a password
-    password = redis_url.split("@")[0].rpartition(":")[2]
+    password = redis_url.split("@", maxsplit=1)[0].rpartition(":")[2]
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "token")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import pytest
 from redis import Redis
@@ -50,7 +51,7 @@ async def blocked_in_redis(redis: Redis) -> int:
 
 @pytest.mark.parametrize(("kind", "kind_class"), [("fast", CommandPipe), ("stock", StockPipe)])
 def test_the_setting_picks_the_transport(redis_url: str, kind: str, kind_class: type) -> None:
-    assert isinstance(run_with_pipe(redis_url, kind, lambda pipe: _identity(pipe)), kind_class)
+    assert isinstance(run_with_pipe(redis_url, kind, _identity), kind_class)
 
 
 async def _identity(pipe: Pipe) -> Pipe:

@@ -17,8 +17,8 @@ def _pins(path: Path) -> dict[str, str]:
     """name -> pinned version; every entry must be an exact pin carrying at least one hash."""
     logical = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
     pins: dict[str, str] = {}
-    for line in logical.splitlines():
-        line = line.split(" #", 1)[0].strip()
+    for raw in logical.splitlines():
+        line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
         requirement = Requirement(line.split(" --hash=", 1)[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -57,10 +58,8 @@ def _family(proc: psutil.Process) -> list[psutil.Process]:
 
 
 def _signal(proc: psutil.Process, signum: int) -> None:
-    try:
+    with contextlib.suppress(psutil.NoSuchProcess):
         proc.send_signal(signum)
-    except psutil.NoSuchProcess:
-        pass
 
 
 def _listeners(proc: psutil.Popen, port: int) -> list[psutil.Process]:

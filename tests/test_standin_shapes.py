@@ -593,7 +593,8 @@ def test_video_list_leaves_out_deleted_recordings_unless_status_deleted(http: ht
                                                                         state: StandinState) -> None:
     live, gone = state.add_video(), state.add_video()
     assert http.delete(f"/v1/Recordings/{gone.sid}").status_code == 204
-    names = lambda **p: [r["sid"] for r in http.get("/v1/Recordings", params=p).json()["recordings"]]
+    def names(**p: str) -> list[str]:
+        return [r["sid"] for r in http.get("/v1/Recordings", params=p).json()["recordings"]]
     assert names() == [live.sid]
     assert names(Status="deleted") == [gone.sid]
     # "The metadata for the Recording is preserved ... and its Status is set to deleted."
@@ -606,7 +607,8 @@ def test_video_and_media_filters_and_absolute_page_links(server: StandinServer, 
     a = state.add_video(date_created=datetime(2024, 5, 1, tzinfo=UTC))
     b = state.add_video(type="video", status="processing", room_sid=a.room_sid)
     c = state.add_video()
-    names = lambda body: [r["sid"] for r in body["recordings"]]
+    def names(body: dict[str, Any]) -> list[str]:
+        return [r["sid"] for r in body["recordings"]]
     assert names(http.get("/v1/Recordings", params={"Status": "processing"}).json()) == [b.sid]
     assert names(http.get("/v1/Recordings", params={"MediaType": "audio"}).json()) == [c.sid, a.sid]
     assert names(http.get("/v1/Recordings", params={"GroupingSid": a.room_sid}).json()) == [b.sid, a.sid]
@@ -616,7 +618,8 @@ def test_video_and_media_filters_and_absolute_page_links(server: StandinServer, 
     meta = http.get("/v1/Recordings", params={"PageSize": "1"}).json()["meta"]
     assert meta["next_page_url"] == f"{server.base_url}/v1/Recordings?PageSize=1&Page=1&PageToken=PA{c.sid}"
     m1, m2 = state.add_media(), state.add_media(status="failed")
-    media = lambda **p: [r["sid"] for r in http.get("/v1/MediaRecordings", params=p).json()["media_recordings"]]
+    def media(**p: str) -> list[str]:
+        return [r["sid"] for r in http.get("/v1/MediaRecordings", params=p).json()["media_recordings"]]
     assert media() == [m2.sid, m1.sid] and media(Order="asc") == [m1.sid, m2.sid]
     assert media(Status="failed") == [m2.sid] and media(ProcessorSid=m1.processor_sid) == [m1.sid]
 
@@ -659,7 +662,7 @@ def test_command_line_runs_standalone() -> None:
         assert (wav.status_code, len(wav.content)) == (200, 100)
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.communicate(timeout=10)  # waits, and closes both pipes
 
 
 def _post_when_ready(url: str, deadline_s: float) -> dict[str, Any]:

@@ -9,17 +9,17 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import psutil
 import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
+from receiver import logs
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.servers import answers_200, free_port, wait_for
-from receiver import logs
 from workers import simulate, supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +50,11 @@ def test_up_serves_processes_a_callback_and_stops_everything_on_ctrl_c(tmp_path:
         params = simulate.voice_params(ACCOUNT_SID, "absent")
         assert simulate.send(url, params, AUTH_TOKEN).status_code == 204
         redis = Redis.from_url(f"redis://:{password}@127.0.0.1:{shown.group(1)}/0")
-        with pytest.raises(RedisError, match="(?i)auth"):
+        with pytest.raises(RedisError, match=r"(?i)auth"):
             Redis(host="127.0.0.1", port=int(shown.group(1)), protocol=2).set("k", "v")
         key = f"rr:rec:voice:{params['RecordingSid']}"
         wait_for(lambda: redis.hget(key, "status") == b"absent", timeout=15, what="a worker to record the event")
+        redis.close()
         assert (tmp_path / "data" / "redis" / "appendonlydir").exists() or (tmp_path / "data" / "redis" / "appendonly.aof").exists()
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 5  # redis, receiver, two workers, console
@@ -64,7 +65,7 @@ def test_up_serves_processes_a_callback_and_stops_everything_on_ctrl_c(tmp_path:
         wait_for(lambda: answers_200(console.group(1) + "healthz"), timeout=10, what="the console")
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=40)
+        proc.communicate(timeout=40)  # waits, and closes its stdout
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
@@ -99,7 +100,7 @@ def _started_by(data_dir: Path) -> list[psutil.Process]:
 def up(tmp_path: Path) -> Iterator[Up]:
     """Runs `up` to its end, bounded by UP_TIMEOUT; kills whatever it left behind at teardown."""
 
-    def run(port: int, env: dict[str, str]) -> "subprocess.CompletedProcess[str]":
+    def run(port: int, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "workers.cli", "up", "--port", str(port)],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=UP_TIMEOUT,
@@ -110,7 +111,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
         proc.kill()
 
 
-def _assert_refused_before_starting(result: "subprocess.CompletedProcess[str]", address: str, setting: str) -> None:
+def _assert_refused_before_starting(result: subprocess.CompletedProcess[str], address: str, setting: str) -> None:
     assert result.returncode != 0
     assert result.stdout == ""  # not a line of the banner, the embedded Redis's included
     [line] = result.stderr.strip().splitlines()
@@ -165,7 +166,7 @@ def test_supervisor_restarts_a_child_that_ran_past_the_start_window_and_gives_up
     sup = supervisor.Supervisor()
     starts = 0
 
-    def start() -> "subprocess.Popen[bytes]":
+    def start() -> subprocess.Popen[bytes]:
         nonlocal starts
         starts += 1
         if starts > 12:

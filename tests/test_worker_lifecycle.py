@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -308,7 +309,8 @@ def test_thread_that_does_not_end_in_time_is_deregistered_for_it(
         release.wait(60)  # a dequeue that Redis does not answer, deaf to the stop request
 
     monkeypatch.setattr(ThreadWorker, "dequeue_job_and_maintain_ttl", stuck_in_redis)
-    pool = ThreadPool(Redis.from_url(redis_url), QUEUE, THREADS, with_scheduler=False)
+    pool_redis = Redis.from_url(redis_url)
+    pool = ThreadPool(pool_redis, QUEUE, THREADS, with_scheduler=False)
 
     def stop_once_registered() -> None:
         # Registration comes after the pool took SIGTERM over, so the signal reaches the pool.
@@ -330,6 +332,7 @@ def test_thread_that_does_not_end_in_time_is_deregistered_for_it(
         for slot in pool._slots:
             if slot.thread is not None:
                 slot.thread.join(timeout=30)
+        pool_redis.close()
 
 
 def test_name_a_previous_run_still_holds_is_not_reused(

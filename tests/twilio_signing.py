@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def _sign(secret: str, url: str, params: Iterable[tuple[str, str]], digest: str) -> str:

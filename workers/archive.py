@@ -80,7 +80,7 @@ def _link_into_place(temp: Path, final: Path) -> None:
             raise
         if final.exists():
             raise TransientError(f"{final.name} appeared in storage while it was being written") from None
-        os.replace(temp, final)
+        temp.replace(final)
 
 
 def _commit(fd: int, temp: Path, final: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 from redis import Redis
 from redis.exceptions import RedisError

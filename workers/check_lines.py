@@ -36,7 +36,7 @@ def public_base_url(settings: Settings) -> Finding | None:
     if parts.scheme == "https":
         return None
     if _is_loopback(parts.hostname or ""):
-        return Finding(f"warning    PUBLIC_BASE_URL is http:// on this machine: fine for `simulate`, "
+        return Finding("warning    PUBLIC_BASE_URL is http:// on this machine: fine for `simulate`, "
                        "but Twilio needs an https:// URL it can reach")
     return Finding("public     PUBLIC_BASE_URL must be https://: Twilio reaches the receiver over HTTPS "
                    "(put it behind a TLS-terminating proxy or a tunnel, see deploy/)", ok=False)

@@ -242,7 +242,7 @@ def check() -> None:
     sys.exit(0 if all(finding is None or finding.ok for finding in findings) else 1)
 
 
-def _redis_finding(settings: Settings) -> "check_lines.Finding":
+def _redis_finding(settings: Settings) -> check_lines.Finding:
     from redis.exceptions import RedisError
 
     from receiver.redis_client import sync_redis

@@ -10,14 +10,14 @@ import click
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from receiver.errors import BadSetting
+from receiver.errors import BadSetting, RecordingReceiverError
 
 PROG = "recording-receiver"
 # Exit code of every user mistake (what click uses for bad arguments); 1 stays "ran, found a problem".
 MISTAKE = 2
 
 
-class Mistake(click.ClickException):
+class Mistake(RecordingReceiverError, click.ClickException):
     """Something the user can fix, said in one line."""
 
     exit_code = MISTAKE
@@ -32,7 +32,7 @@ class Commands(click.Group):
         except (ValidationError, SettingsError, BadSetting) as exc:
             raise _named(Mistake(settings_problem(exc)), ctx) from None
         except click.ClickException as exc:
-            raise _named(exc, ctx)
+            raise _named(exc, ctx) from None
 
     def main(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
         kwargs["standalone_mode"] = False

@@ -78,6 +78,16 @@ class WorkerContext:
         s = self.settings
         return Egress(self.http, origins((s.twilio_api_base_url, s.twilio_video_base_url, s.twilio_media_base_url)))
 
+    def close(self) -> None:
+        """Close the connections this context opened (only the parts that were ever built)."""
+        built = self.__dict__
+        if "http" in built:
+            self.http.close()
+        if "rest" in built:
+            self.rest.close()
+        if "redis" in built:
+            self.redis.close()
+
     def account(self, account_sid: str) -> Account:
         account = self.accounts.get(account_sid)
         if account is None:

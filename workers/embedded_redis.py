@@ -14,7 +14,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 # Under the server's data directory, next to its append-only file.
-PASSWORD_FILE = "password"
+PASSWORD_FILE = "password"  # noqa: S105 -- the file's name, not a password
 ON_PATH = ("valkey-server", "redis-server")
 
 
@@ -65,7 +65,7 @@ def password_for(data_dir: Path) -> str:
     path = data_dir / PASSWORD_FILE
     if not path.exists():
         _create_password_file(path)
-    os.chmod(path, 0o600)  # a copied or restored data directory may have left it readable
+    path.chmod(0o600)  # a copied or restored data directory may have left it readable
     password = path.read_text().strip()
     if not password:
         raise RuntimeError(f"{path} is empty: delete it to have a new password generated")

@@ -8,6 +8,8 @@ import httpx
 import requests
 from twilio.base.exceptions import TwilioRestException
 
+from receiver.errors import RecordingReceiverError
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -17,7 +19,7 @@ class Failure:
     status: int | None = None  # the HTTP status Twilio answered, when it answered
 
 
-class TransientError(Exception):
+class TransientError(RecordingReceiverError):
     """Raised by our own code for conditions worth retrying (short download, throttle)."""
 
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
@@ -25,7 +27,7 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
-class Deferred(Exception):
+class Deferred(RecordingReceiverError):
     """Waiting on ourselves, not on Twilio (the account's shared throttle, another run's archive
     claim): the job runs again after `wait` seconds without spending one of its retries."""
 
@@ -34,11 +36,11 @@ class Deferred(Exception):
         self.wait = wait
 
 
-class PermanentError(Exception):
+class PermanentError(RecordingReceiverError):
     """Raised for conditions no retry can fix; the reason is kept on the job."""
 
 
-class JobFailed(Exception):
+class JobFailed(RecordingReceiverError):
     """What a job raises after classifying a failure: its message is the reason, safe to show."""
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from receiver.events import ERROR_MEANINGS, RecordingEvent
-from workers import archive_record
+from workers import archive_record, sources
 from workers.archive import Placement, Stored, digest, download, write_json
 from workers.context import WorkerContext
-from workers import sources
 from workers.sources import MediaLocation, SourceApi
 
 if TYPE_CHECKING:

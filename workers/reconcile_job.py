@@ -8,9 +8,10 @@ one runs, so a pass that crashes or is killed cannot break the chain.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -43,14 +44,13 @@ def schedule_next(settings: Settings, redis: Redis, now: float | None = None) ->
     slot = next_slot(time.time() if now is None else now, interval)
     job_id = keys.reconcile_job_id(slot)
     queue = Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
-    try:
+    # another worker, or the previous pass, scheduled this slot already
+    with contextlib.suppress(DuplicateJobError):
         queue.enqueue_at(
-            datetime.fromtimestamp(slot, timezone.utc), keys.RECONCILE_FUNCTION, {"v": 1, "slot": slot},
+            datetime.fromtimestamp(slot, UTC), keys.RECONCILE_FUNCTION, {"v": 1, "slot": slot},
             job_id=job_id, unique=True, job_timeout=settings.job_timeout_seconds,
             result_ttl=RESULT_TTL_SECONDS, failure_ttl=RESULT_TTL_SECONDS, description=f"reconcile pass due {slot}",
         )
-    except DuplicateJobError:
-        pass  # another worker, or the previous pass, scheduled this slot already
     return job_id
 
 

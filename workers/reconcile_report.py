@@ -75,7 +75,7 @@ class Report:
     def by_source(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for row in self.rows:
-            entry = out.setdefault(row.source, {name: 0 for name in _COUNTS} | {"accounts": 0, "errors": []})
+            entry = out.setdefault(row.source, dict.fromkeys(_COUNTS, 0) | {"accounts": 0, "errors": []})
             for name in _COUNTS:
                 entry[name] += getattr(row, name)
             entry["accounts"] += 1

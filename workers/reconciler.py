@@ -7,8 +7,9 @@ both act: whichever comes second is a duplicate.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator, Sequence, TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from redis.exceptions import RedisError
 
@@ -46,7 +47,7 @@ def run_pass(
     ctx: WorkerContext, sources: Sequence[str] = (), since: str | datetime | None = None, accounts: Sequence[str] = ()
 ) -> Report:
     """Every chosen account × source; sources default to RECONCILE_SOURCES, accounts to all configured."""
-    report = Report(started=datetime.now(timezone.utc))
+    report = Report(started=datetime.now(UTC))
     try:
         start = parse_since(since) if since else None
     except ValueError:
@@ -56,7 +57,7 @@ def run_pass(
     for account in _accounts(ctx, accounts, report):
         for source in chosen_sources:
             report.rows.append(_reconcile(ctx, account, source, start, report.started))
-    report.finished = datetime.now(timezone.utc)
+    report.finished = datetime.now(UTC)
     _keep_summary(ctx, report)
     return report
 
@@ -106,7 +107,7 @@ def _reconcile(ctx: WorkerContext, account: Account, source: Source, start: date
         if mark is not None and since <= usual_start:
             stored = marks.advance(account.sid, source.value, mark)
         row.watermark = stored
-    except Exception as exc:  # noqa: BLE001 - one failing listing must not stop the others
+    except Exception as exc:
         row.error = _describe(exc)
     row.backoffs = backoff.waits
     log.info("reconciled", **{k: v for k, v in row.as_dict().items() if v is not None})
@@ -152,7 +153,7 @@ def _queue_missing(ctx: WorkerContext, events: list[RecordingEvent], row: Row) -
     pipe = ctx.redis.pipeline(transaction=False)
     for event in events:
         pipe.exists(keys.ledger_key(event))
-    for event, known in zip(events, pipe.execute()):
+    for event, known in zip(events, pipe.execute(), strict=False):
         if known:
             continue
         row.missing += 1

@@ -69,7 +69,7 @@ def error_fields(text: str) -> tuple[int | None, str | None]:
 def _xml_error(text: str) -> tuple[int | None, str | None]:
     try:
         root = SafeET.fromstring(text)
-    except Exception:  # noqa: BLE001 - any unreadable body just has no details to offer
+    except Exception:
         return None, None
     code = root.findtext(".//RestException/Code")
     message = root.findtext(".//RestException/Message")

@@ -26,8 +26,17 @@ def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, th
 
     Nothing here talks to Redis before the pool has waited for it: a worker started during an
     outage waits for Redis instead of exiting."""
-    context.install(context.WorkerContext(settings))
+    ctx = context.WorkerContext(settings)
+    context.install(ctx)
     redis = sync_redis(settings, socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
+    try:
+        return _run_pool(settings, redis, with_scheduler, burst, threads)
+    finally:
+        redis.close()
+        ctx.close()
+
+
+def _run_pool(settings: Settings, redis: Redis, with_scheduler: bool, burst: bool, threads: int | None) -> bool:
     pool = ThreadPool(
         redis,
         settings.queue_name,

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import uvicorn
+from starlette.types import ASGIApp
 
+from receiver.app import create_app
 from receiver.settings import Settings
+from workers import gc_tuning
 
 # uvicorn's supervisor restarts a worker process that dies and stops them all on SIGINT/SIGTERM.
-APP = "receiver.app:create_app"
+APP = "workers.serve_processes:served_app"
+
+
+def served_app() -> ASGIApp:
+    """The receiver as `serve` runs it. uvicorn builds it in every serving process (it spawns them
+    when there are several, and a freeze does not cross a spawn), so the collector is tuned here,
+    after the app and every module it loaded exist, and never by the app factory itself."""
+    app = create_app()
+    gc_tuning.tune_for_serving()
+    return app
 
 
 def run(settings: Settings, host: str, port: int, processes: int = 1) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 from twilio.request_validator import RequestValidator
@@ -24,7 +24,7 @@ def voice_params(account_sid: str, status: str, recording_sid: str | None = None
         "RecordingStatus": status,
         "RecordingChannels": "1",
         "RecordingSource": "OutboundAPI",
-        "RecordingStartTime": datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000"),
+        "RecordingStartTime": datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000"),
         "RecordingTrack": "both",
     }
     if status != "in-progress":
@@ -43,7 +43,7 @@ def video_params(account_sid: str, status: str, recording_sid: str | None = None
         "RoomStatus": "in-progress",
         "RoomType": "group",
         "StatusCallbackEvent": status,
-        "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         "SequenceNumber": "1",
     }
     if status.startswith("recording-"):
@@ -61,7 +61,7 @@ def video_params(account_sid: str, status: str, recording_sid: str | None = None
 
 def media_params(account_sid: str, status: str, recording_sid: str | None = None) -> dict[str, str]:
     """A MediaRecording's status callback (processing, completed, deleted, failed)."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     params = {
         "MediaRecordingSid": recording_sid or new_sid("KV"),
         "Status": status,

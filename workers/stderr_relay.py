@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO
 
 from receiver import log_output, logs
@@ -50,7 +50,7 @@ class StderrRelay:
     def _wrapped(self, text: str) -> bytes:
         entry = {
             "event": text, "level": "error", "logger": "stderr", "role": role_of(self._name), "pid": self._pid,
-            "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
         return (json.dumps(entry) + "\n").encode()
 

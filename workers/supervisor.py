@@ -7,9 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Callable
 
 from receiver import log_output, logs
 from workers.stderr_relay import StderrRelay

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -53,6 +54,9 @@ class TwilioRest:
         self._settings = settings
         self._local = threading.local()
         self._on_call = on_call
+        # every client built, whichever thread built it, so close() reaches their sessions
+        self._built: list[Client] = []
+        self._built_lock = threading.Lock()
 
     def client(self, account: Account) -> Client:
         cache: dict[str, Client] = self._local.__dict__.setdefault("clients", {})
@@ -68,7 +72,18 @@ class TwilioRest:
         client.edge = None
         client.api.base_url = self._settings.twilio_api_base_url
         client.video.base_url = self._settings.twilio_video_base_url
+        with self._built_lock:
+            self._built.append(client)
         return client
+
+    def close(self) -> None:
+        """Close every client's connection pool (a thread's clients outlive the thread otherwise)."""
+        with self._built_lock:
+            built, self._built = self._built, []
+        for client in built:
+            session = getattr(client.http_client, "session", None)
+            if session is not None:
+                session.close()
 
     @staticmethod
     def last_headers(client: Client) -> dict[str, str]:

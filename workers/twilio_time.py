@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 
 def utc(moment: datetime) -> datetime:
     """Naive datetimes are taken as UTC, aware ones converted to it."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse(value: Any) -> datetime | None:
@@ -34,7 +34,7 @@ def parse_since(value: str | date | datetime) -> datetime:
     if isinstance(value, datetime):
         return utc(value)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     text = value.strip()
     if len(text) == 10:
         return parse_since(date.fromisoformat(text))

@@ -6,9 +6,10 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import SecretStr
@@ -64,15 +65,15 @@ def _record(data_dir: Path, redis_url: str, host: str, port: int) -> None:
 
 def _reachable(host: str) -> str:
     """A listening address a client can connect to: the loopback one for "every address"."""
-    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 -- maps it away
 
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def _run_up(supervisor: "Supervisor", settings: Settings, env: dict[str, str], host: str, port: int,
-            worker_count: int, data_dir: Path, console: "_ConsolePlan") -> None:
+def _run_up(supervisor: Supervisor, settings: Settings, env: dict[str, str], host: str, port: int,
+            worker_count: int, data_dir: Path, console: _ConsolePlan) -> None:
     supervisor.spawn("receiver", ["serve", "--host", host, "--port", str(port)], env)
     for index in range(worker_count):
         args = ["worker"] if index == 0 else ["worker", "--no-scheduler"]
@@ -90,7 +91,7 @@ def _run_up(supervisor: "Supervisor", settings: Settings, env: dict[str, str], h
     sys.exit(supervisor.wait())
 
 
-def _start_embedded_redis(supervisor: "Supervisor", redis_dir: Path, port: int) -> None:
+def _start_embedded_redis(supervisor: Supervisor, redis_dir: Path, port: int) -> None:
     from workers import embedded_redis
 
     try:
@@ -149,11 +150,11 @@ def _refuse_unusable_ports(host: str, port: int, console: _ConsolePlan) -> None:
 class _Restartable:
     """The first start already happened (to learn the URL); later starts call `again`."""
 
-    def __init__(self, first: "subprocess.Popen[bytes]", again: "Callable[[], subprocess.Popen[bytes]]") -> None:
+    def __init__(self, first: subprocess.Popen[bytes], again: Callable[[], subprocess.Popen[bytes]]) -> None:
         self._first: subprocess.Popen[bytes] | None = first
         self._again = again
 
-    def __call__(self) -> "subprocess.Popen[bytes]":
+    def __call__(self) -> subprocess.Popen[bytes]:
         first, self._first = self._first, None
         return first if first is not None else self._again()
 

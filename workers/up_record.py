@@ -38,8 +38,8 @@ def write(data_dir: Path, redis_url: str, receiver_url: str) -> Path:
     fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump({"pid": os.getpid(), "redis_url": redis_url, "receiver_url": receiver_url}, handle)
-    os.chmod(staging, 0o600)  # a umask cannot widen it, but an existing file kept its old mode
-    os.replace(staging, path)
+    staging.chmod(0o600)  # a umask cannot widen it, but an existing file kept its old mode
+    staging.replace(path)
     return path
 
 

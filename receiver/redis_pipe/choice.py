@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from receiver.redis_client import async_redis
+from receiver.redis_client import aclose, async_redis
 from receiver.redis_pipe.command_pipe import CommandPipe
 from receiver.redis_pipe.pipe import Pipe
 from receiver.redis_pipe.stock_pipe import StockPipe
@@ -20,4 +22,5 @@ def open_pipe(settings: Settings) -> Pipe:
         # client behind the Enqueuer's back (a second run would turn "queued" into "duplicate").
         client = async_redis(settings, socket_timeout=bound, socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0))
         return StockPipe(client)
-    return CommandPipe(async_redis(settings, socket_connect_timeout=2.0).connection_pool, bound)
+    client = async_redis(settings, socket_connect_timeout=2.0)
+    return CommandPipe(client.connection_pool, bound, on_close=partial(aclose, client))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import hiredis
 from hiredis import PushNotification
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis._parsers import BaseParser  # redis-py's error reply classes (NOSCRIPT, READONLY, ...)
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError, InvalidResponse, ResponseError
 
 
@@ -25,8 +26,11 @@ class CommandPipe:
     fails every call in flight with ConnectionError, and the next call connects again.
     """
 
-    def __init__(self, pool: ConnectionPool, reply_timeout: float) -> None:
+    def __init__(
+        self, pool: ConnectionPool, reply_timeout: float, on_close: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._pool = pool
+        self._on_close = on_close  # whoever made the pool closes what else it holds (Sentinel's clients)
         self._timeout = reply_timeout
         self._line: _Line | None = None
         self._connecting = asyncio.Lock()
@@ -54,6 +58,8 @@ class CommandPipe:
             line, self._line = self._line, None
             line.fail(ConnectionError("pipe closed"))
             await line.conn.disconnect()
+        if self._on_close is not None:
+            await self._on_close()
 
     async def _connect_and_send(self, packed: bytes, replies: int) -> list[Any]:
         async with self._connecting:

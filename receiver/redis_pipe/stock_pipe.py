@@ -8,6 +8,8 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import ConnectionError
 
+from receiver.redis_client import aclose
+
 
 class StockPipe:
     """The same promise as CommandPipe, kept by redis-py's public client: one command goes out as
@@ -31,7 +33,7 @@ class StockPipe:
         for task in list(self._calls):
             task.cancel()
         await asyncio.gather(*self._calls, return_exceptions=True)
-        await self._client.aclose()
+        await aclose(self._client)  # and, behind Sentinel, its clients of the sentinels
 
     async def _run(self, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
         if len(commands) == 1:

@@ -10,9 +10,17 @@ import pytest
 
 from receiver.settings import Settings
 from tests.conftest import Receiver
+from tests.console import helpers
 from tests.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER
 from tests.console.traffic import scrape_after_traffic
 from tests.servers import serve_app
+
+
+@pytest.fixture(autouse=True)
+def _close_signed_in_clients() -> Iterator[None]:
+    yield
+    while helpers.signed_in:
+        helpers.signed_in.pop().close()
 
 
 @pytest.fixture

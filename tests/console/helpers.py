@@ -42,9 +42,15 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
+# Every client sign_in made, closed after each test by the console conftest (an unclosed one
+# leaks its sockets, a ResourceWarning and so an error).
+signed_in: list[httpx.Client] = []
+
+
 def sign_in(base_url: str, username: str = USER, password: str = PASSWORD) -> httpx.Client:
     """A client holding a session, as a browser would after the login form."""
     client = httpx.Client(base_url=base_url, timeout=10)
+    signed_in.append(client)
     form = client.get("/login")
     response = client.post("/login", data={"username": username, "password": password, "csrf_token": csrf_token(form.text), "next": "/"})
     assert response.status_code == 303 and response.headers["location"] == "/", response.text

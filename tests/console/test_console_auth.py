@@ -186,7 +186,7 @@ def test_auth_off_is_refused_unless_bound_to_loopback(console_settings: Callable
 
 def test_no_credentials_is_refused_and_says_what_to_set(console_settings: Callable[..., Settings]) -> None:
     bare = console_settings(admin_username=None, admin_password=None, admin_token=None)
-    with pytest.raises(SystemExit, match="no console credentials on 0.0.0.0.*ADMIN_USERNAME and ADMIN_PASSWORD"):
+    with pytest.raises(SystemExit, match=r"no console credentials on 0\.0\.0\.0.*ADMIN_USERNAME and ADMIN_PASSWORD"):
         server.run(bare, "0.0.0.0", 1)
     assert bind.problems(bare, "127.0.0.1")  # no way to sign in: refused on loopback too
     assert bind.problems(console_settings(admin_password=None, admin_token=None), "127.0.0.1") != []

@@ -7,8 +7,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -133,7 +134,7 @@ def test_a_whole_cause_is_discarded_after_confirmation_and_logged_with_who_did_i
         assert not any(Job.exists(j, connection=redis) for j in jobs) and Job.exists(other, connection=redis)
         actions = client.get("/api/failures").json()["recent_actions"]
         assert sorted((a["action"], a["user"], a["job_id"]) for a in actions) == sorted(("discard", USER, j) for j in jobs)
-        lines = wait_for(lambda: [json.loads(l) for l in log.read_text().splitlines() if '"console action"' in l],
+        lines = wait_for(lambda: [json.loads(ln) for ln in log.read_text().splitlines() if '"console action"' in ln],
                          what="the audit log lines")
         assert sorted((e["user"], e["action"], e["job_id"]) for e in lines) == sorted((USER, "discard", j) for j in jobs)
     finally:
@@ -150,11 +151,12 @@ def test_pages_are_server_rendered_without_javascript(
     client = sign_in(base)
     cause = client.get("/api/failures").json()["groups"][0]["cause_id"]
     pages = [(client, p) for p in (*PAGES, f"/recordings/voice/{sids[0]}", f"/failures/{cause}", f"/failures/{cause}/replay")]
-    for who, path in [*pages, (httpx.Client(base_url=base), "/login")]:
-        response = who.get(path)
-        assert response.status_code == 200 and response.headers["content-type"].startswith("text/html"), path
-        assert not re.search(r"<script|javascript:|\son[a-z]+\s*=", response.text, flags=re.I), path
-        assert "script-src" not in response.headers["content-security-policy"]  # default-src 'none' covers it
+    with httpx.Client(base_url=base) as anonymous:
+        for who, path in [*pages, (anonymous, "/login")]:
+            response = who.get(path)
+            assert response.status_code == 200 and response.headers["content-type"].startswith("text/html"), path
+            assert not re.search(r"<script|javascript:|\son[a-z]+\s*=", response.text, flags=re.I), path
+            assert "script-src" not in response.headers["content-security-policy"]  # default-src 'none' covers it
     static = ROOT / "console" / "static"
     assert [p.suffix for p in static.iterdir()] == [".css"]
 

@@ -106,7 +106,7 @@ def settle(redis_url: str, accepted: set[str], deadline: float) -> int:
             pending = sorted(accepted - archived)
             for sid in pending:
                 pipe.hexists(f"rr:rec:voice:{sid}", "archived_at")
-            archived |= {sid for sid, done in zip(pending, pipe.execute()) if done}
+            archived |= {sid for sid, done in zip(pending, pipe.execute(), strict=False) if done}
         except RedisError:
             pass
         time.sleep(1)

@@ -40,7 +40,8 @@ def start_uvicorn(target: str, env: dict[str, str], factory: bool = False, cpus:
         args.append("--factory")
     pinned = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     proc = subprocess.Popen(
-        args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pinned
+        args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=pinned,  # noqa: PLW1509 -- pins the server to its cores; it only calls sched_setaffinity
     )
     base = f"http://127.0.0.1:{port}"
 

@@ -12,6 +12,7 @@ REDIS_PIPE=stock (redis-py's public asyncio client) and REDIS_PIPE=fast (the pip
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import tempfile
@@ -117,10 +118,8 @@ def settled(redis: Redis) -> None:
 def compacted(redis: Redis) -> None:
     """Rewrite the append-only file now, before the run: the file grows through every case and
     round, and a rewrite due to earlier cases' writes would fork Redis during this one's run."""
-    try:
+    with contextlib.suppress(ResponseError):  # one is already running: wait for it all the same
         redis.bgrewriteaof()
-    except ResponseError:  # one is already running: wait for it all the same
-        pass
 
     def rewritten() -> bool:
         state = redis.info("persistence")

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -158,14 +159,10 @@ def stop_group(procs: list[psutil.Popen], grace: float = 5.0) -> None:
             proc.terminate()
     deadline = time.monotonic() + grace
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.TimeoutExpired):
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except psutil.TimeoutExpired:
-            pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # each was started in its own session: pgid == pid
-        except ProcessLookupError:
-            pass
         proc.wait()
 
 

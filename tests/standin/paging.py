@@ -82,7 +82,7 @@ def slice_page(items: Sequence[T], sid_of: Callable[[T], str], req: PageRequest)
 
 
 def _link(base_path: str, filters: list[tuple[str, str]], size: int, page: int, token: str | None) -> str:
-    query = filters + [("PageSize", str(size)), ("Page", str(page))]
+    query = [*filters, ("PageSize", str(size)), ("Page", str(page))]
     if token:
         query.append(("PageToken", token))
     return f"{base_path}?{urlencode(query)}"

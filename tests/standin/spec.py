@@ -36,7 +36,7 @@ RELAXATIONS: dict[str, list[tuple[tuple[str, ...], Any]]] = {
 
 @cache
 def load_spec(name: str, spec_dir: Path = DEFAULT_SPEC_DIR) -> dict[str, Any]:
-    with open(spec_dir / SPEC_FILES[name], encoding="utf-8") as handle:
+    with (spec_dir / SPEC_FILES[name]).open(encoding="utf-8") as handle:
         spec: dict[str, Any] = json.load(handle)
     return spec
 

@@ -94,10 +94,7 @@ def _soft_delete(state: StandinState, rec: VoiceRecording) -> Response:
 
 def _media(request: Request, sid: str, ext: str) -> Response:
     state = standin_state(request)
-    if state.voice_media_requires_auth:
-        account_sid = require_path_account(request).sid
-    else:
-        account_sid = request.path_params["account_sid"]
+    account_sid = require_path_account(request).sid if state.voice_media_requires_auth else request.path_params["account_sid"]
     rec = state.get("voice", sid)
     if not _visible(rec, account_sid, False) or rec.status != "completed":
         raise not_found(request.url.path)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from receiver import keys
+from receiver.errors import RecordingReceiverError
 from workers.rq_runtime.atomic_retry import AtomicRetryJob
 
 # Every function we enqueue, by the dotted name the job hash carries. RQ itself would import and
@@ -13,7 +15,7 @@ ALLOWED_FUNCTIONS = frozenset({keys.JOB_FUNCTION, keys.RECONCILE_FUNCTION})
 _SHOWN_NAME_LENGTH = 120
 
 
-class JobRefused(Exception):
+class JobRefused(RecordingReceiverError):
     """The job's last line says what was refused; no retry could make it allowed."""
 
 

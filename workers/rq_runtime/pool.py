@@ -7,8 +7,8 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
-from typing import Callable
 
 from redis import Redis
 from redis.exceptions import RedisError

@@ -6,9 +6,10 @@ reconciler never branch on the source themselves.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from receiver.events import Origin, RecordingEvent, Source, Status
 

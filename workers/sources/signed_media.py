@@ -18,8 +18,8 @@ from twilio.rest import Client
 from receiver.settings import Settings
 from workers import egress
 from workers.failures import PermanentError, TransientError
-from workers.sources import MediaLocation
 from workers.rest_calls import get
+from workers.sources import MediaLocation
 
 
 def configured_origins(settings: Settings) -> frozenset[egress.Origin]:
