@@ -55,12 +55,12 @@ lock: $(VENV)/.installed
 		--generate-hashes --custom-compile-command 'make lock' -q -o requirements/test.txt
 
 # The contract and drift tests against both ends of the pinned ranges of the libraries whose
-# internals we lean on (receiver/redis_pipe/, workers/rq_runtime/): two throwaway venvs from the
+# internals we lean on (receiver/app/redis_pipe/, workers/runtime/rq_internals/): two throwaway venvs from the
 # test lock, then the lowest (low) or the newest (high) release each range in pyproject.toml allows.
 # uv builds them (~20 s from a cold cache; pip took 3 minutes per venv), so CI can afford it.
 CONTRACT_LIBS := redis rq hiredis
-CONTRACT_TESTS := tests/test_job_hash_contract.py tests/test_rq_drift.py tests/test_command_pipe.py \
-	tests/test_redis_pipes.py tests/test_enqueue_batching.py
+CONTRACT_TESTS := tests/contract/test_job_hash_contract.py tests/contract/test_rq_drift.py tests/unit/receiver/app/test_command_pipe.py \
+	tests/unit/receiver/app/test_redis_pipes.py tests/unit/receiver/app/test_enqueue_batching.py
 UV := $(VENV)/bin/uv
 
 $(UV): $(VENV)/.installed

@@ -12,7 +12,7 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from console import audit, failures, jobrefs
-from receiver.errors import RecordingReceiverError
+from receiver.kernel.errors import RecordingReceiverError
 
 
 class NotFailed(RecordingReceiverError, LookupError):

@@ -28,9 +28,9 @@ from console.queries import Recordings
 from console.render import Renderer
 from console.sessions import Sessions
 from console.signin import Doorman
-from receiver import logs
-from receiver.redis_client import sync_redis
-from receiver.settings import Settings, load_settings
+from receiver.kernel import logs
+from receiver.kernel.redis_client import sync_redis
+from receiver.kernel.settings import Settings, load_settings
 
 log = logs.get("console.app")
 STATIC = Path(__file__).parent / "static"

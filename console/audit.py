@@ -10,7 +10,7 @@ from typing import Any
 from redis import Redis
 
 from console.replies import optional_number, text
-from receiver import keys, logs
+from receiver.kernel import keys, logs
 
 # Recent console actions, newest first, for the Failures page; every console process writes here.
 AUDIT_KEY = f"{keys.PREFIX}:console:audit"

@@ -13,7 +13,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 
 from console.brake import TOKEN_NAME
-from receiver.settings import Settings
+from receiver.kernel.settings import Settings
 
 SESSION_COOKIE = "rr_console_session"
 LOGIN_COOKIE = "rr_console_login"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from receiver.settings import Settings
+from receiver.kernel.settings import Settings
 
 
 def is_loopback(host: str) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from receiver import keys
+from receiver.kernel import keys
 
 # What a bearer token is counted under: it names no user, but guessing it is guessing one secret.
 TOKEN_NAME = "\0bearer token"  # noqa: S105 -- a label for bearer-token sessions, not a token

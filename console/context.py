@@ -18,7 +18,7 @@ from console.failures import FailureIndex
 from console.queries import Recordings
 from console.render import Renderer
 from console.sessions import Sessions
-from receiver.settings import Settings
+from receiver.kernel.settings import Settings
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console.auth import OPEN_USER, SESSION_COOKIE, Authenticator
 from console.signin import Braked, Doorman
-from receiver import logs
+from receiver.kernel import logs
 
 log = logs.get("console.guard")
 

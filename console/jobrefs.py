@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from rq.registry import FailedJobRegistry
 
-from receiver.events import Source, Status
+from receiver.kernel.events import Source, Status
 
 _SOURCES = "|".join(s.value for s in Source)
 _STATUSES = "|".join(re.escape(s.value) for s in Status)
@@ -24,7 +24,7 @@ class JobRef:
 
 
 def job_id(source: str, sid: str, status: str) -> str:
-    """The same id the receiver gives the job (receiver.keys.job_id), from plain strings."""
+    """The same id the receiver gives the job (receiver.kernel.keys.job_id), from plain strings."""
     return f"rr-{source}-{sid}-{status}"
 
 

@@ -14,7 +14,7 @@ from console import context, csrf
 from console.auth import LOGIN_COOKIE, SESSION_COOKIE
 from console.render import safe_next, url
 from console.signin import Braked, attempt, client_of
-from receiver import logs
+from receiver.kernel import logs
 
 log = logs.get("console.login")
 

@@ -18,8 +18,8 @@ from redis.exceptions import RedisError
 
 from console import fleet
 from console.replies import integer, mapping, number, optional_number
-from receiver import keys, stats
-from receiver.events import Status
+from receiver.kernel import keys, stats
+from receiver.kernel.events import Status
 
 NS = "recording_receiver"
 ENQUEUE_SECONDS = stats.ENQUEUE_SECONDS

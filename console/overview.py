@@ -13,7 +13,7 @@ from redis import Redis
 from console import fleet
 from console.failures import FailureIndex
 from console.replies import integer, mapping, number, optional_number
-from receiver import keys, stats
+from receiver.kernel import keys, stats
 
 MINUTES = 60
 # Per-minute buckets live three hours; reading them all finds the last callback even when quiet.

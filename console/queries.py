@@ -12,10 +12,10 @@ from redis import Redis
 
 from console import jobrefs
 from console.replies import integer, text
-from receiver import keys
-from receiver.errors import RecordingReceiverError
-from receiver.events import Source, Status
-from receiver.sids import is_any_sid
+from receiver.kernel import keys
+from receiver.kernel.errors import RecordingReceiverError
+from receiver.kernel.events import Source, Status
+from receiver.kernel.sids import is_any_sid
 
 SOURCES = tuple(s.value for s in Source)
 STATUSES = tuple(s.value for s in Status)

@@ -12,9 +12,9 @@ from rq.serializers import JSONSerializer
 
 from console import causes, jobrefs
 from console.replies import epoch, integer, mapping, optional_number, text
-from receiver import keys
-from receiver.events import Source, Status
-from receiver.sids import is_any_sid
+from receiver.kernel import keys
+from receiver.kernel.events import Source, Status
+from receiver.kernel.sids import is_any_sid
 
 # Catalog fields that are bookkeeping, not information for an operator.
 HIDDEN_FIELDS = frozenset({"rank"})

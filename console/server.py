@@ -5,8 +5,8 @@ from __future__ import annotations
 import uvicorn
 
 from console.bind import problems
-from receiver import logs
-from receiver.settings import Settings
+from receiver.kernel import logs
+from receiver.kernel.settings import Settings
 
 # uvicorn would take X-Forwarded-For from any loopback peer and overwrite the client address with
 # it; `console.client` honours the header only from ADMIN_TRUSTED_PROXIES (and X-Forwarded-Proto,
@@ -26,7 +26,7 @@ def run(settings: Settings, host: str, port: int) -> None:
     uvicorn.run(
         app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False,
         server_header=False, timeout_graceful_shutdown=5, proxy_headers=False,
-        log_config=None,  # uvicorn's records go through our handler (receiver.logs)
+        log_config=None,  # uvicorn's records go through our handler (receiver.kernel.logs)
     )
 
 

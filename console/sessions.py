@@ -7,7 +7,7 @@ import secrets
 
 from redis import Redis
 
-from receiver import keys
+from receiver.kernel import keys
 
 # The session remembers the user's generation when it began; "sign out everywhere" bumps it.
 _START = """

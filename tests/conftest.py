@@ -18,10 +18,13 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from redis import Redis
 
-from receiver import stats
-from receiver.settings import Settings
-from tests.servers import RedisProcess, listening_socket, serve_app, wait_for
-from tests.twilio_signing import sign
+from receiver.kernel import stats
+from receiver.kernel.settings import Settings
+from tests.support.servers import RedisProcess, listening_socket, serve_app, wait_for
+from tests.support.twilio_signing import sign
+
+# The console's fixtures serve its unit, end-to-end and README tests, which live in different folders.
+pytest_plugins = ["tests.support.console.fixtures"]
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-primary"
@@ -122,7 +125,7 @@ def start_receiver() -> Iterator[Callable[[Settings], Receiver]]:
     stack = contextlib.ExitStack()
 
     def start(settings: Settings) -> Receiver:
-        from receiver.app import create_app
+        from receiver.app.factory import create_app
 
         sock = listening_socket()
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -172,7 +175,8 @@ def counters_written(redis: Redis) -> None:
 
 def drain(settings: Settings) -> None:
     """Run a real RQ worker (ours) until the queue is empty, and leave the test process as it was."""
-    from workers import context, runner
+    from workers.jobs import context
+    from workers.runtime import runner
 
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous = context._current

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from workers.egress import Egress
 from workers.failures import TransientError
+from workers.twilio_rest.egress import Egress
 
 CHUNK_BYTES = 64 * 1024
 # Filesystems without hard links (some network and FUSE mounts) answer one of these to link().

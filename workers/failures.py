@@ -8,7 +8,7 @@ import httpx
 import requests
 from twilio.base.exceptions import TwilioRestException
 
-from receiver.errors import RecordingReceiverError
+from receiver.kernel.errors import RecordingReceiverError
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from redis.exceptions import RedisError
 from tests.perf.file_writes import FileWrites
 from tests.perf.harness import ROOT, end, start_uvicorn, stop
 from tests.perf.worker_bench import ACCOUNT, TOKEN, seed, start_standin
-from tests.servers import RedisProcess
-from tests.twilio_signing import sign
+from tests.support.servers import RedisProcess
+from tests.support.twilio_signing import sign
 
 
 class Chaos(threading.Thread):
@@ -157,13 +157,13 @@ def main() -> None:
         def start_worker(scheduler: bool = False) -> subprocess.Popen[bytes]:
             extra = [] if scheduler else ["--no-scheduler"]
             log = (logs_dir / f"worker-{'scheduler' if scheduler else time.monotonic_ns()}.log").open("w")
-            return subprocess.Popen([sys.executable, "-m", "workers.cli", "worker", *extra], env=env, cwd=ROOT,
+            return subprocess.Popen([sys.executable, "-m", "workers.commands.cli", "worker", *extra], env=env, cwd=ROOT,
                                     stdout=log, stderr=log)
 
         # The scheduler runs in a worker the chaos never kills, as a deployment keeps it apart.
         scheduler = start_worker(scheduler=True)
         workers = [start_worker(), start_worker()]
-        receiver = start_uvicorn("receiver.app:create_app", env, factory=True)
+        receiver = start_uvicorn("receiver.app.factory:create_app", env, factory=True)
         sids = seed(base, args.callbacks)
         storage = work / "data" / "recordings"
         writes = FileWrites(storage / "voice" / ACCOUNT)

@@ -3,10 +3,10 @@
     python -m tests.perf.console_bench [--recordings 100000] [--failed 3000] [--runs 15] [--budget-ms 200]
 
 Its own redis-server and console (under uvicorn, in this process) on free loopback ports. The
-catalog is seeded the way the receiver and workers leave it (tests/console/helpers.py); every
+catalog is seeded the way the receiver and workers leave it (tests/support/console/helpers.py); every
 page is asked for `--runs` times after one warm-up request and the table shows the medians.
 Exits 1 when a median is over `--budget-ms`. The test suite checks the property behind these
-numbers without a clock: tests/console/test_console_cost.py.
+numbers without a clock: tests/unit/console/test_console_cost.py.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import httpx
 from pydantic import SecretStr
 
 from console.app import create_app
-from receiver.settings import Settings
-from tests.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER, fail_job, seed, sid, sign_in
-from tests.servers import RedisProcess, serve_app
+from receiver.kernel.settings import Settings
+from tests.support.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER, fail_job, seed, sid, sign_in
+from tests.support.servers import RedisProcess, serve_app
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 REASONS = ["permanent: Twilio answered 403 (code 20403): Forbidden", "transient: network: ReadTimeout",

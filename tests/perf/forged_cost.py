@@ -22,11 +22,11 @@ from pathlib import Path
 import httpx
 import psutil
 
-from receiver.settings import Settings
+from receiver.kernel.settings import Settings
 from tests.perf.harness import Server, start_uvicorn, stop
-from tests.servers import RedisProcess
-from tests.twilio_signing import sign
-from workers.simulate import new_sid, voice_params
+from tests.support.servers import RedisProcess
+from tests.support.twilio_signing import sign
+from workers.commands.simulate import new_sid, voice_params
 
 ACCOUNT, TOKEN, SECONDARY, PUBLIC = "AC" + "4" * 32, "forged-token", "forged-token-2", "https://hooks.example.com"
 ROUTE = "/twilio/recordings/voice"
@@ -102,7 +102,7 @@ def main() -> None:
         if args.diagnoses_per_second:
             env["SIGNATURE_DIAGNOSES_PER_SECOND"] = args.diagnoses_per_second
         settings = Settings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
-        server = start_uvicorn("receiver.app:create_app", env, factory=True)
+        server = start_uvicorn("receiver.app.factory:create_app", env, factory=True)
         try:
             for name, shape in SHAPES.items():
                 body = shape(settings)

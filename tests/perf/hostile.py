@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 
 from tests.perf.harness import start_uvicorn, stop
-from tests.servers import RedisProcess
-from tests.twilio_signing import sign
-from workers.simulate import new_sid, voice_params
+from tests.support.servers import RedisProcess
+from tests.support.twilio_signing import sign
+from workers.commands.simulate import new_sid, voice_params
 
 ACCOUNT, TOKEN, PUBLIC = "AC" + "4" * 32, "hostile-token", "https://hooks.example.com"
 ROUTE = "/twilio/recordings/voice"
@@ -81,7 +81,7 @@ def main() -> None:
         redis_proc = RedisProcess(Path(tmp) / "redis")
         env = {"REDIS_URL": redis_proc.url, "PUBLIC_BASE_URL": PUBLIC, "TWILIO_ACCOUNT_SID": ACCOUNT,
                "TWILIO_AUTH_TOKEN": TOKEN, "DATA_DIR": str(Path(tmp) / "data"), "LOG_LEVEL": "ERROR", **{k: v for k, v in os.environ.items() if k == "PATH"}}
-        server = start_uvicorn("receiver.app:create_app", env, factory=True)
+        server = start_uvicorn("receiver.app.factory:create_app", env, factory=True)
         try:
             statuses = asyncio.run(attack(server.base_url, args.requests, args.concurrency))
             redis = redis_proc.client()

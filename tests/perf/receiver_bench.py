@@ -24,9 +24,9 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from tests.perf.harness import Sampler, WrkResult, cpu_split, run_wrk, start_uvicorn, stop
-from tests.servers import RedisProcess, wait_for
-from tests.twilio_signing import sign
-from workers.simulate import new_sid
+from tests.support.servers import RedisProcess, wait_for
+from tests.support.twilio_signing import sign
+from workers.commands.simulate import new_sid
 
 ACCOUNT = "AC" + "0" * 32
 TOKEN = "bench-auth-token"
@@ -137,8 +137,8 @@ class Case:
 CASES = {
     "bare": Case("tests.perf.apps:bare_app", {}),
     "tutorial": Case("tests.perf.apps:tutorial_app", {}),
-    "stock": Case("receiver.app:create_app", {"REDIS_PIPE": "stock"}),
-    "fast": Case("receiver.app:create_app", {"REDIS_PIPE": "fast"}),
+    "stock": Case("receiver.app.factory:create_app", {"REDIS_PIPE": "stock"}),
+    "fast": Case("receiver.app.factory:create_app", {"REDIS_PIPE": "fast"}),
 }
 
 

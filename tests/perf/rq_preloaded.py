@@ -2,7 +2,7 @@
 
 `rq worker-pool -w tests.perf.rq_preloaded.Worker` imports this module in the pool's parent
 before it forks the workers, so every worker and every work horse it forks starts with
-`workers.jobs` (httpx, redis, pydantic, structlog…) already loaded: a forking worker then pays
+`workers.jobs.entry` (httpx, redis, pydantic, structlog…) already loaded: a forking worker then pays
 per job only what forking per job costs (a fresh WorkerContext in each horse), not the imports.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from rq.worker import SimpleWorker as RQSimpleWorker
 from rq.worker import Worker as RQWorker
 
-import workers.jobs  # noqa: F401  (the preload)
+import workers.jobs.entry  # noqa: F401  (the preload)
 
 
 class Worker(RQWorker):

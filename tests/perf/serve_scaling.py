@@ -33,7 +33,7 @@ from tests.perf.receiver_bench import (
     settled,
     write_bodies,
 )
-from tests.servers import RedisProcess, free_port, wait_for
+from tests.support.servers import RedisProcess, free_port, wait_for
 
 
 @dataclass
@@ -66,7 +66,7 @@ def _answers(base: str) -> bool:
 
 def start_serve(processes: int, env: dict[str, str]) -> tuple[psutil.Popen, str, list[psutil.Process]]:
     port = free_port()
-    serve = psutil.Popen([sys.executable, "-m", "workers.cli", "serve", "--workers", str(processes), "--port", str(port)],
+    serve = psutil.Popen([sys.executable, "-m", "workers.commands.cli", "serve", "--workers", str(processes), "--port", str(port)],
                          env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: serve.poll() is not None or _answers(base), timeout=60, what="serve answering")

@@ -20,10 +20,10 @@ Cases:
 
 How RQ runs our jobs, as fairly as we know: RQ's own command and worker classes (preloaded with
 our job module, `tests/perf/rq_preloaded.py`, as RQ's performance notes advise), given our job
-class (`-j workers.rq_runtime.job_allowlist.AllowlistedJob`, the one our workers use: allowlist and atomic
+class (`-j workers.runtime.rq_internals.job_allowlist.AllowlistedJob`, the one our workers use: allowlist and atomic
 retries), RQ's JSON serializer (`-S rq.serializers.JSONSerializer`) and the same environment.
 `workers.jobs.process_recording` builds its `WorkerContext` (settings, Redis, HTTP pool, Twilio
-clients) from the environment on first use (`workers.context.current`), so no other hook is needed:
+clients) from the environment on first use (`workers.jobs.context.current`), so no other hook is needed:
 a SimpleWorker builds it once per process, as ours does; a forking worker builds it in every work
 horse, which is what forking per job costs. RQ's log level is WARNING, as in ours.
 
@@ -55,19 +55,19 @@ import httpx
 import psutil
 from redis import Redis
 
-from receiver.events import RecordingEvent, Source, Status
-from receiver.settings import Settings
+from receiver.kernel.events import RecordingEvent, Source, Status
+from receiver.kernel.settings import Settings
 from tests.perf.harness import ROOT, end, start_uvicorn, stop
-from tests.servers import RedisProcess, answers_200, free_port, wait_for
-from tests.twilio_signing import sign
-from workers.context import WorkerContext
+from tests.support.servers import RedisProcess, answers_200, free_port, wait_for
+from tests.support.twilio_signing import sign
+from workers.jobs.context import WorkerContext
 
 ACCOUNT = "AC" + "1" * 32
 TOKEN = "bench-token"
 CONCURRENCY = 16  # ours: the `up` configuration, 2 processes × WORKER_THREADS 8
 SAMPLE_SECONDS = 0.25
 OVER_BUDGET = 1.1  # an equal-memory case may use this much more than ours before it gets one worker fewer
-RQ_JOB_OPTIONS = ["-S", "rq.serializers.JSONSerializer", "-j", "workers.rq_runtime.job_allowlist.AllowlistedJob", "-l", "WARNING"]
+RQ_JOB_OPTIONS = ["-S", "rq.serializers.JSONSerializer", "-j", "workers.runtime.rq_internals.job_allowlist.AllowlistedJob", "-l", "WARNING"]
 
 
 @dataclass
@@ -225,8 +225,8 @@ async def steady_latency(receiver_url: str, standin: str, redis_url: str, args: 
 
 def ours(concurrency: int) -> list[list[str]]:
     threads = ["--concurrency", str(concurrency // 2)]
-    return [[sys.executable, "-m", "workers.cli", "worker", *threads],
-            [sys.executable, "-m", "workers.cli", "worker", "--no-scheduler", *threads]]
+    return [[sys.executable, "-m", "workers.commands.cli", "worker", *threads],
+            [sys.executable, "-m", "workers.commands.cli", "worker", "--no-scheduler", *threads]]
 
 
 def rq_pool(workers: int, url: str, simple: bool) -> list[list[str]]:
@@ -268,7 +268,7 @@ def latency_run(args: argparse.Namespace, work: Path, redis_proc: RedisProcess, 
     workers = [psutil.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                for cmd in ours(CONCURRENCY)]
     # No PUBLIC_BASE_URL: the callbacks are signed over the loopback URL they are sent to.
-    receiver = start_uvicorn("receiver.app:create_app", env, factory=True)
+    receiver = start_uvicorn("receiver.app.factory:create_app", env, factory=True)
     try:
         return asyncio.run(steady_latency(receiver.base_url, base, redis_proc.url, args))
     finally:

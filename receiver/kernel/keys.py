@@ -1,0 +1,74 @@
+"""Names of everything the pipeline keeps in Redis, in one place for receiver, workers and console."""
+
+from __future__ import annotations
+
+from receiver.kernel.events import RecordingEvent
+
+PREFIX = "rr"
+JOB_FUNCTION = "workers.jobs.process_recording"
+RECONCILE_FUNCTION = "workers.reconcile.reconcile"
+
+# Every recording, newest first: member "{source}:{sid}", score = first seen (epoch ms).
+RECORDINGS_INDEX = f"{PREFIX}:recordings"
+TIMELINE_LIMIT = 200
+
+
+def source_index(source: str) -> str:
+    """Like RECORDINGS_INDEX, only this source's recordings."""
+    return f"{RECORDINGS_INDEX}:source:{source}"
+
+
+def status_index(status: str) -> str:
+    """Like RECORDINGS_INDEX, only recordings whose current status is this one."""
+    return f"{RECORDINGS_INDEX}:status:{status}"
+
+
+def ledger_key(event: RecordingEvent) -> str:
+    """One per (recording, status): the dedupe record. Outlives RQ's job TTL on purpose."""
+    return ledger_key_of(event.source.value, event.sid, event.status.value)
+
+
+def ledger_key_of(source: str, sid: str, status: str) -> str:
+    return f"{PREFIX}:ledger:{source}:{sid}:{status}"
+
+
+def job_id(event: RecordingEvent) -> str:
+    return job_id_of(event.source.value, event.sid, event.status.value)
+
+
+def job_id_of(source: str, sid: str, status: str) -> str:
+    return f"rr-{source}-{sid}-{status}"
+
+
+def recording_key(source: str, sid: str) -> str:
+    """Hash with the recording's current state, metadata pointers and search fields."""
+    return f"{PREFIX}:rec:{source}:{sid}"
+
+
+def timeline_key(source: str, sid: str) -> str:
+    """List of JSON entries: callbacks, job attempts, reconciler finds, replays."""
+    return f"{PREFIX}:timeline:{source}:{sid}"
+
+
+def related_key(parent_sid: str) -> str:
+    """Set of "{source}:{sid}" recordings belonging to a call, conference or room."""
+    return f"{PREFIX}:related:{parent_sid}"
+
+
+def archive_lock_key(source: str, sid: str) -> str:
+    return f"{PREFIX}:archiving:{source}:{sid}"
+
+
+# Hash of the last reconciler pass, for the console: at, seen, missing, queued, duplicates,
+# errors, and `sources` (a JSON list, one object per source and account).
+RECONCILE_LAST = f"{PREFIX}:reconcile:last"
+
+
+def watermark_key(account_sid: str, source: str) -> str:
+    """ISO time (UTC, 'Z') from which the next reconciler pass of this account and source lists."""
+    return f"{PREFIX}:reconcile:watermark:{account_sid}:{source}"
+
+
+def reconcile_job_id(slot: int) -> str:
+    """The scheduled pass due at epoch second `slot`: one id per slot, so a chain never doubles."""
+    return f"rr-reconcile-{slot}"

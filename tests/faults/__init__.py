@@ -1,0 +1,1 @@
+"""Fault tests: crashes, outages and throttling on purpose."""

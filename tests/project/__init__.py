@@ -1,0 +1,1 @@
+"""Checks of the repository itself: arrows, exception tree, locks, deploy files."""

@@ -1,0 +1,1 @@
+"""The README's promises, one test module per section."""

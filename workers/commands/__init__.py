@@ -1,0 +1,1 @@
+"""The command line and the composition root: every command builds its role's parts here and nowhere else."""

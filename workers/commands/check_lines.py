@@ -1,0 +1,53 @@
+"""What `check` says about the settings that make or break signatures and delivery, a line each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from receiver.kernel.accounts import AccountBook, has_tokens
+from receiver.kernel.settings import Settings
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the report; `ok` False makes `check` exit 1."""
+
+    line: str
+    ok: bool = True
+
+
+def accounts(book: AccountBook, settings: Settings) -> Finding:
+    sids = [account.sid for account in book]
+    if not sids:
+        return Finding("accounts   none configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+                       "(or TWILIO_ACCOUNTS_FILE for many accounts)", ok=False)
+    if not has_tokens(book, settings):
+        return Finding(f"accounts   {', '.join(sids)} without an auth token: set TWILIO_AUTH_TOKEN "
+                       "(or auth_token in TWILIO_ACCOUNTS_FILE); every callback would get 403", ok=False)
+    return Finding(f"accounts   {', '.join(sids)}")
+
+
+def public_base_url(settings: Settings) -> Finding | None:
+    """Twilio calls HTTPS; plain HTTP is only accepted for a receiver on this machine, with a warning."""
+    if not settings.public_base_url:
+        return None
+    parts = urlsplit(settings.public_base_url)
+    if parts.scheme == "https":
+        return None
+    if _is_loopback(parts.hostname or ""):
+        return Finding("warning    PUBLIC_BASE_URL is http:// on this machine: fine for `simulate`, "
+                       "but Twilio needs an https:// URL it can reach")
+    return Finding("public     PUBLIC_BASE_URL must be https://: Twilio reaches the receiver over HTTPS "
+                   "(put it behind a TLS-terminating proxy or a tunnel, see deploy/)", ok=False)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,114 @@
+"""Per-process resources jobs share: settings, Redis, the catalog, Twilio clients, an HTTP pool."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+import httpx
+from redis import Redis
+
+from receiver.kernel.accounts import Account, AccountBook, load_accounts
+from receiver.kernel.enqueue_script import SyncEnqueuer
+from receiver.kernel.job_template import JobTemplate
+from receiver.kernel.redis_client import sync_redis
+from receiver.kernel.settings import Settings, load_settings
+from workers.jobs.archive_claim import ArchiveClaims
+from workers.jobs.catalog import Catalog
+from workers.jobs.job_stats import JobStats
+from workers.jobs.throttle import AccountThrottle
+from workers.twilio_rest.client import TwilioRest
+from workers.twilio_rest.egress import Egress, origins
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+
+    @cached_property
+    def accounts(self) -> AccountBook:
+        return load_accounts(self.settings)
+
+    @cached_property
+    def redis(self) -> Redis:
+        if not self.settings.redis_configured:
+            raise RuntimeError("REDIS_URL (or REDIS_SENTINELS) is not set")
+        return sync_redis(self.settings, socket_timeout=10, socket_connect_timeout=5)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.redis)
+
+    @cached_property
+    def enqueuer(self) -> SyncEnqueuer:
+        """Dedupe-and-enqueue exactly as the receiver does it, for reconciler passes and replays."""
+        s = self.settings
+        return SyncEnqueuer(self.redis, JobTemplate(s.queue_name, s.job_timeout_seconds, s.retry_max), s.ledger_ttl_seconds)
+
+    @cached_property
+    def stats(self) -> JobStats:
+        return JobStats(self.redis)
+
+    @cached_property
+    def claims(self) -> ArchiveClaims:
+        # Renewed while its holder lives: a holder killed mid-download frees it within one lease,
+        # about when RQ retries the job it was running.
+        return ArchiveClaims(self.redis, self.settings.worker_lease_seconds)
+
+    @cached_property
+    def throttle(self) -> AccountThrottle:
+        return AccountThrottle(self.redis)
+
+    @cached_property
+    def rest(self) -> TwilioRest:
+        return TwilioRest(self.settings, on_call=self.stats.twilio_call)
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        # Never follows redirects itself: `egress` checks every hop before it is sent.
+        timeout = httpx.Timeout(self.settings.twilio_timeout_seconds, read=60.0)
+        hooks = {"response": [lambda response: self.stats.twilio_response(response.status_code)]}
+        return httpx.Client(
+            timeout=timeout, follow_redirects=False, limits=httpx.Limits(max_connections=64), event_hooks=hooks
+        )
+
+    @cached_property
+    def egress(self) -> Egress:
+        s = self.settings
+        return Egress(self.http, origins((s.twilio_api_base_url, s.twilio_video_base_url, s.twilio_media_base_url)))
+
+    def close(self) -> None:
+        """Close the connections this context opened (only the parts that were ever built)."""
+        built = self.__dict__
+        if "http" in built:
+            self.http.close()
+        if "rest" in built:
+            self.rest.close()
+        if "redis" in built:
+            self.redis.close()
+
+    def account(self, account_sid: str) -> Account:
+        account = self.accounts.get(account_sid)
+        if account is None:
+            raise LookupError(f"account {account_sid} is not configured")
+        return account
+
+
+_lock = threading.Lock()
+_current: WorkerContext | None = None
+
+
+def current() -> WorkerContext:
+    """The process's context, built from the environment on first use (RQ imports jobs by name)."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = WorkerContext(load_settings())
+        return _current
+
+
+def install(context: WorkerContext) -> None:
+    global _current
+    with _lock:
+        _current = context

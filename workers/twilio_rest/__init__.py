@@ -1,0 +1,1 @@
+"""Twilio's REST side: the clients, call accounting, paging, the download guard, and one module per source."""
