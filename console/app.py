@@ -27,10 +27,10 @@ from console.metrics import registry_for
 from console.queries import Recordings
 from console.render import Renderer
 from console.sessions import Sessions
+from console.settings import ConsoleSettings
 from console.signin import Doorman
 from receiver.kernel import logs
 from receiver.kernel.redis_client import sync_redis
-from receiver.kernel.settings import Settings, load_settings
 
 log = logs.get("console.app")
 STATIC = Path(__file__).parent / "static"
@@ -80,13 +80,13 @@ def routes() -> list[Route | Mount]:
 
 
 def create_app(
-    settings: Settings | None = None, brake_policy: Policy | None = None, clock: Callable[[], float] = time.time,
+    settings: ConsoleSettings | None = None, brake_policy: Policy | None = None, clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The console for `settings.admin_host`; refuses a configuration `console.bind` refuses.
 
     `brake_policy` and `clock` are for tests that play out the sign-in brake's delays.
     """
-    settings = settings or load_settings()
+    settings = settings or ConsoleSettings()
     errors = problems(settings, settings.admin_host)
     if errors:
         raise ValueError("; ".join(errors))

@@ -13,7 +13,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 
 from console.brake import TOKEN_NAME
-from receiver.kernel.settings import Settings
+from console.settings import ConsoleSettings
 
 SESSION_COOKIE = "rr_console_session"
 LOGIN_COOKIE = "rr_console_login"
@@ -44,7 +44,7 @@ def _equal(given: str, expected: str) -> bool:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, open_access: bool) -> None:
+    def __init__(self, settings: ConsoleSettings, open_access: bool) -> None:
         self.username = settings.admin_username or ""
         self.password = settings.admin_password.get_secret_value() if settings.admin_password else ""
         self.token = settings.admin_token.get_secret_value() if settings.admin_token else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from receiver.kernel.settings import Settings
+from console.settings import ConsoleSettings
 
 
 def is_loopback(host: str) -> bool:
@@ -16,11 +16,11 @@ def is_loopback(host: str) -> bool:
         return False  # A name other than localhost could resolve anywhere.
 
 
-def auth_is_open(settings: Settings, host: str) -> bool:
+def auth_is_open(settings: ConsoleSettings, host: str) -> bool:
     return settings.admin_insecure_no_auth and is_loopback(host)
 
 
-def problems(settings: Settings, host: str) -> list[str]:
+def problems(settings: ConsoleSettings, host: str) -> list[str]:
     """Why the console must not start on `host` with these settings; empty when it may."""
     found = []
     if not settings.redis_configured:

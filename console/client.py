@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from starlette.types import Scope
 
-from receiver.kernel.settings import IPNetwork
+from console.settings import IPNetwork
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 _SCHEMES = frozenset({"http", "https"})

@@ -18,14 +18,14 @@ from console.failures import FailureIndex
 from console.queries import Recordings
 from console.render import Renderer
 from console.sessions import Sessions
-from receiver.kernel.settings import Settings
+from console.settings import ConsoleSettings
 
 T = TypeVar("T")
 
 
 @dataclass
 class Console:
-    settings: Settings
+    settings: ConsoleSettings
     redis: Redis  # synchronous: RQ's API is, and its calls run in the thread pool
     auth: Authenticator
     renderer: Renderer

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uvicorn
 
 from console.bind import problems
+from console.settings import ConsoleSettings
 from receiver.kernel import logs
-from receiver.kernel.settings import Settings
 
 # uvicorn would take X-Forwarded-For from any loopback peer and overwrite the client address with
 # it; `console.client` honours the header only from ADMIN_TRUSTED_PROXIES (and X-Forwarded-Proto,
@@ -14,7 +14,7 @@ from receiver.kernel.settings import Settings
 UVICORN_OPTIONS: dict[str, object] = {"proxy_headers": False}
 
 
-def run(settings: Settings, host: str, port: int) -> None:
+def run(settings: ConsoleSettings, host: str, port: int) -> None:
     """Serve the console until interrupted; exits with the reasons when the configuration is unsafe."""
     errors = problems(settings, host)
     if errors:

@@ -14,8 +14,8 @@ from console import client
 from console.auth import SESSION_COOKIE, Authenticator, Identity, Presented
 from console.brake import Brake
 from console.sessions import Sessions
+from console.settings import IPNetwork
 from receiver.kernel import logs
-from receiver.kernel.settings import IPNetwork
 
 log = logs.get("console.signin")
 T = TypeVar("T")

@@ -19,9 +19,9 @@ from hypothesis import settings as hypothesis_settings
 from redis import Redis
 
 from receiver.kernel import stats
-from receiver.kernel.settings import Settings
 from tests.support.servers import RedisProcess, listening_socket, serve_app, wait_for
 from tests.support.twilio_signing import sign
+from workers.commands.settings import Settings
 
 # The console's fixtures serve its unit, end-to-end and README tests, which live in different folders.
 pytest_plugins = ["tests.support.console.fixtures"]

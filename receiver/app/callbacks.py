@@ -11,6 +11,7 @@ from receiver.app.body_deadline import BodyDeadlines
 from receiver.app.counters import Counters
 from receiver.app.delivery import SPOOLED, Delivery, SpoolUnavailable
 from receiver.app.form import Params, parse_params
+from receiver.app.settings import ReceiverSettings
 from receiver.app.signature import MISMATCH, SETTINGS_HEADER, SIGNATURE_HEADER, algorithm_of, candidate_secrets, verify
 from receiver.app.signature_diagnosis import Doctor
 from receiver.app.signed_url import RequestLine, redact, signed_url
@@ -19,7 +20,6 @@ from receiver.kernel import logs
 from receiver.kernel.accounts import AccountBook
 from receiver.kernel.errors import BadCallback, TooManyFields
 from receiver.kernel.events import RecordingEvent, Source
-from receiver.kernel.settings import Settings
 
 log = logs.get("receiver.app.callbacks")
 
@@ -31,7 +31,7 @@ _JSON = "application/json"
 class Deps:
     """What every callback endpoint shares; built once in the app's lifespan."""
 
-    settings: Settings
+    settings: ReceiverSettings
     accounts: AccountBook
     delivery: Delivery
     counters: Counters

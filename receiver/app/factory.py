@@ -17,6 +17,7 @@ from receiver.app.delivery import Delivery
 from receiver.app.enqueue import Enqueuer
 from receiver.app.health import NO_AUTH_TOKEN, healthz, readyz
 from receiver.app.redis_pipe.choice import open_pipe
+from receiver.app.settings import ReceiverSettings
 from receiver.app.signature_diagnosis import Doctor
 from receiver.app.sources import Parser, legacy, media, video, voice
 from receiver.app.spool import Spool
@@ -25,7 +26,6 @@ from receiver.kernel.accounts import has_tokens, load_accounts
 from receiver.kernel.events import Source
 from receiver.kernel.job_template import JobTemplate
 from receiver.kernel.redis_client import aclose, async_redis
-from receiver.kernel.settings import Settings, load_settings
 
 PARSERS: dict[Source, Parser] = {
     Source.VOICE: voice.parse,
@@ -37,8 +37,8 @@ PARSERS: dict[Source, Parser] = {
 log = logs.get("receiver.app.factory")
 
 
-def create_app(settings: Settings | None = None) -> FastPath:
-    settings = settings or load_settings()
+def create_app(settings: ReceiverSettings | None = None) -> FastPath:
+    settings = settings or ReceiverSettings()
     logs.configure(settings.log_level, settings.log_format, role="receiver")
     if not settings.redis_configured:
         raise ValueError("REDIS_URL (or REDIS_SENTINELS) is not set (use `recording-receiver up` for an embedded Redis)")

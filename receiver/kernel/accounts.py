@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from receiver.kernel.errors import BadSetting
-from receiver.kernel.settings import Settings
+from receiver.kernel.settings import SharedSettings
 from receiver.kernel.sids import is_sid
 
 
@@ -94,12 +94,12 @@ def _from_file(path: Path) -> list[Account]:
     return accounts
 
 
-def has_tokens(book: AccountBook, settings: Settings) -> bool:
+def has_tokens(book: AccountBook, settings: SharedSettings) -> bool:
     """Whether any callback could pass a signature check: some auth token or webhook shared key."""
     return bool(settings.twilio_webhook_shared_keys) or any(account.tokens for account in book)
 
 
-def load_accounts(settings: Settings) -> AccountBook:
+def load_accounts(settings: SharedSettings) -> AccountBook:
     accounts = _from_file(settings.twilio_accounts_file) if settings.twilio_accounts_file else []
     default = None
     if settings.twilio_account_sid:

@@ -11,10 +11,10 @@ from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
 from redis.connection import parse_url
 from redis.sentinel import Sentinel
 
-from receiver.kernel.settings import Settings
+from receiver.kernel.settings import SharedSettings
 
 
-def sync_redis(settings: Settings, **kwargs: Any) -> redis.Redis:
+def sync_redis(settings: SharedSettings, **kwargs: Any) -> redis.Redis:
     """A client of the master; `kwargs` are connection options (timeouts, health checks)."""
     if settings.redis_sentinels:
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
@@ -26,7 +26,7 @@ def sync_redis(settings: Settings, **kwargs: Any) -> redis.Redis:
     return redis.Redis.from_url(_url(settings), **kwargs)
 
 
-def async_redis(settings: Settings, **kwargs: Any) -> redis.asyncio.Redis:
+def async_redis(settings: SharedSettings, **kwargs: Any) -> redis.asyncio.Redis:
     """Like `sync_redis`, for asyncio: redis-py's own connection classes (the hot path packs its
     commands itself, in receiver/redis_pipe/command_pipe.py)."""
     if settings.redis_sentinels:
@@ -46,13 +46,13 @@ async def aclose(client: redis.asyncio.Redis) -> None:
         await pool.sentinel_manager.aclose()
 
 
-def _url(settings: Settings) -> str:
+def _url(settings: SharedSettings) -> str:
     if not settings.redis_url:
         raise ValueError("neither REDIS_URL nor REDIS_SENTINELS is set")
     return settings.redis_url
 
 
-def _sentinel_kwargs(settings: Settings, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _sentinel_kwargs(settings: SharedSettings, kwargs: dict[str, Any]) -> dict[str, Any]:
     # The sentinels get the same socket timeouts (redis-py's default) and their own password;
     # never the data nodes' connection class or credentials.
     options = {key: value for key, value in kwargs.items() if key.startswith("socket_")}
@@ -61,7 +61,7 @@ def _sentinel_kwargs(settings: Settings, kwargs: dict[str, Any]) -> dict[str, An
     return options
 
 
-def _data_node_options(settings: Settings) -> dict[str, Any]:
+def _data_node_options(settings: SharedSettings) -> dict[str, Any]:
     """What REDIS_URL lends the master's connections behind Sentinel: db, credentials, options."""
     if not settings.redis_url:
         return {}

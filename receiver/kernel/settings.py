@@ -1,27 +1,26 @@
-"""Every setting, read from the environment in one place and passed around explicitly."""
+"""The settings every role shares (Redis, Twilio credentials, the job's shape, logging); each role extends them."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 
 REDACTED = "***"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class Settings(BaseSettings):
-    """Configuration of every role. Secrets are `SecretStr`, so a repr or log never shows them;
-    REDIS_URL stays a plain string (every Redis client takes it as one) and is redacted in the repr."""
+class SharedSettings(BaseSettings):
+    """What every role needs: where Redis is, whose Twilio account, the job's shape, logging.
+    Each role's settings extend these (receiver/app/settings.py, workers/settings.py,
+    console/settings.py), and `workers/commands/settings.py` joins them for the commands that run
+    several roles. Secrets are `SecretStr`, so a repr or log never shows them; REDIS_URL stays a
+    plain string (every Redis client takes it as one) and is redacted in the repr."""
 
     # An empty variable (`STORAGE_DIR=`) means unset, not "the current directory" or an empty secret.
     # A rejected value is not repeated in the error: it may be a secret in the wrong shape.
@@ -38,22 +37,8 @@ class Settings(BaseSettings):
     redis_sentinel_master: str = "mymaster"
     # The sentinels' own `requirepass`, when they have one (the master's is in REDIS_URL).
     redis_sentinel_password: SecretStr | None = None
-    # Replicas that must confirm an event (Redis WAIT) before the receiver answers 2xx; an
-    # unconfirmed event is spooled instead. Replication is asynchronous, so without this a
-    # failover can lose the last events the old master acknowledged. With Sentinel: all replicas.
-    redis_wait_replicas: int = Field(default=0, ge=0)
-    # The receiver's transport for its enqueue: "fast" writes on a socket taken over from redis-py
-    # (receiver/redis_pipe/command_pipe.py, leans on redis-py internals); "stock" goes through
-    # redis-py's public asyncio client, for when an upgrade breaks the fast one.
-    redis_pipe: Literal["fast", "stock"] = "fast"
 
-    # Callback verification.
-    public_base_url: str | None = Field(
-        default=None, description="Scheme and host Twilio calls, e.g. https://hooks.example.com"
-    )
-    trust_proxy_headers: bool = Field(
-        default=False, description="Rebuild the signed URL from X-Forwarded-Proto/Host"
-    )
+    # The Twilio account(s): the receiver checks signatures with them, workers call the REST API.
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_auth_token_secondary: SecretStr | None = None
@@ -65,95 +50,18 @@ class Settings(BaseSettings):
         default=None, description="JSON file of subaccounts: {AC…: {auth_token, …}}"
     )
 
-    # Twilio REST hosts; override to point at a stand-in or an egress proxy.
-    twilio_api_base_url: str = "https://api.twilio.com"
-    twilio_video_base_url: str = "https://video.twilio.com"
-    twilio_media_base_url: str = "https://media.twilio.com"
-    twilio_timeout_seconds: float = 15.0
-
     # Storage and the embedded Redis.
     data_dir: Path = Path("data")
-    storage_dir: Path | None = Field(default=None, description="Defaults to DATA_DIR/recordings")
-    media_format: Literal["wav", "mp3"] = "wav"
 
-    # Receiver behaviour.
-    # Twilio's callbacks are under 4 KB with a few dozen fields: a body far beyond that is not
-    # one, and every byte and field of it is work the signature check would do for nothing.
-    max_body_bytes: int = Field(default=16 * 1024, gt=0)
-    max_form_fields: int = Field(default=100, gt=0)
-    # A client that sent its headers has this long to send the whole body, then gets 408.
-    body_timeout_seconds: float = Field(default=5.0, gt=0)
-    # Signature failures explained per second and process (each re-checks a dozen URL variants);
-    # beyond it the 403's log line says "diagnosis skipped". 0 turns the explanation off.
-    signature_diagnoses_per_second: float = Field(default=10.0, ge=0)
+    # The job's shape: the receiver, the reconciler and the console's replays all enqueue it.
     queue_name: str = "recordings"
     # Must outlive every RQ job and retry, so a late duplicate is still recognised.
     ledger_ttl_seconds: int = 90 * 24 * 3600
-
-    # When Redis does not take an event within this bound it goes to the local spool instead.
-    spool_after_seconds: float = 2.0
-    spool_dir: Path | None = Field(default=None, description="Defaults to DATA_DIR/spool")
-    # 204: Twilio is told all is well once the event is spooled (the default; Twilio does not
-    # retry by default). 503: for users who configured Twilio to retry on errors.
-    outage_response: Literal[204, 503] = 204
-
-    # Worker behaviour. Jobs wait on Twilio, so threads in one process multiply throughput.
-    worker_threads: int = 8
-    # A running job's lease; a worker killed mid-job has its job retried once the lease lapses.
-    worker_lease_seconds: int = 60
-    worker_maintenance_seconds: int = 30
     job_timeout_seconds: int = 900
     retry_max: int = 8
-    # First backoff step; doubles per attempt, with jitter, up to 15 minutes.
-    retry_base_seconds: float = 2.0
-    not_found_retries: int = 3
-
-    # Admin console (a separate app; never mounted on the public one).
-    admin_host: str = "127.0.0.1"
-    admin_port: int = 8001
-    admin_username: str | None = None
-    admin_password: SecretStr | None = None
-    admin_token: SecretStr | None = Field(default=None, description="Bearer token for the JSON API")
-    admin_secret_key: SecretStr | None = Field(default=None, description="Signs session cookies")
-    admin_insecure_no_auth: bool = Field(default=False, description="Only honoured on a loopback bind")
-    admin_secure_cookies: bool = Field(
-        default=False, description="Always mark console cookies Secure (they are whenever a request arrives over HTTPS)"
-    )
-    admin_session_hours: float = Field(default=12.0, gt=0, description="How long a console login lasts")
-    # Comma-separated IPs or CIDRs of proxies in front of the console. Only from these does the
-    # console believe X-Forwarded-For (the sign-in brake counts per client address); empty: none.
-    admin_trusted_proxies: str = ""
-
-    # Reconciler: lists recordings at Twilio and queues those no callback brought.
-    # Seconds between scheduled passes; 0 turns the schedule off (`reconcile` still works).
-    reconcile_interval_seconds: int = Field(default=600, ge=0)
-    # Each pass re-lists this far behind the newest recording the last one saw, so a recording
-    # that shows up late in Twilio's lists never falls between two passes.
-    reconcile_overlap_seconds: int = Field(default=3600, ge=0)
-    # How far back the first pass of an account and source looks (no watermark yet).
-    reconcile_lookback_seconds: int = Field(default=2 * 24 * 3600, gt=0)
-    # Comma-separated sources the scheduled pass covers (voice, video, media, legacy).
-    reconcile_sources: str = "voice,video,media,legacy"
-    # Requested list page size; clamped to each API's own maximum (video's is 100).
-    reconcile_page_size: int = Field(default=1000, ge=1)
 
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
-
-    @field_validator("public_base_url", "twilio_api_base_url", "twilio_video_base_url", "twilio_media_base_url")
-    @classmethod
-    def _strip_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
-
-    @field_validator("public_base_url")
-    @classmethod
-    def _check_public_base_url(cls, value: str | None) -> str | None:
-        # Without a scheme and host every rebuilt URL, so every signature check, would be wrong.
-        if value:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("must be the scheme and host Twilio calls, e.g. https://hooks.example.com")
-        return value
 
     @field_validator("redis_url")
     @classmethod
@@ -171,12 +79,6 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value
 
-    @field_validator("outage_response", mode="before")
-    @classmethod
-    def _status_from_text(cls, value: object) -> object:
-        # From the environment it is the text "503", which a Literal of ints never equals.
-        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
-
     @field_validator("redis_sentinels")
     @classmethod
     def _check_sentinels(cls, value: str | None) -> str | None:
@@ -188,12 +90,6 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             yield name, redact_url(value) if name == "redis_url" and isinstance(value, str) else value
 
-    @field_validator("admin_trusted_proxies")
-    @classmethod
-    def _check_proxies(cls, value: str) -> str:
-        _networks(value)  # fail at startup, not at the first sign-in
-        return value
-
     @property
     def redis_configured(self) -> bool:
         return bool(self.redis_url or self.redis_sentinels)
@@ -201,18 +97,6 @@ class Settings(BaseSettings):
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         return _sentinel_addresses(self.redis_sentinels or "")
-
-    @property
-    def trusted_proxies(self) -> tuple[IPNetwork, ...]:
-        return _networks(self.admin_trusted_proxies)
-
-    @property
-    def storage_path(self) -> Path:
-        return self.storage_dir or self.data_dir / "recordings"
-
-    @property
-    def spool_path(self) -> Path:
-        return (self.spool_dir or self.data_dir / "spool") / "events.sqlite3"
 
 
 def redact_url(url: str) -> str:
@@ -248,16 +132,3 @@ def _sentinel_addresses(value: str) -> list[tuple[str, int]]:
     if not addresses:
         raise ValueError("REDIS_SENTINELS names no sentinel")
     return addresses
-
-
-def _networks(value: str) -> tuple[IPNetwork, ...]:
-    """`10.0.0.1, 10.1.0.0/16, ::1` → networks; a bare address is a network of one."""
-    try:
-        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
-    except ValueError as exc:
-        raise ValueError(f"ADMIN_TRUSTED_PROXIES: {exc}") from None
-
-
-def load_settings(**overrides: object) -> Settings:
-    """Read the environment once; explicit overrides win (used by the CLI and tests)."""
-    return Settings(**overrides)  # type: ignore[arg-type]

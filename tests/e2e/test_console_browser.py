@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver, drain
 from tests.e2e.test_voice_pipeline import callback
 from tests.support.console.browser import launch, screenshot
 from tests.support.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import wait_for
+from workers.commands.settings import Settings
 
 ROOT = REPO_ROOT
 

@@ -17,10 +17,10 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
 from tests.support.rq_jobs import failure_trace
 from tests.support.twilio_signing import sign
+from workers.commands.settings import Settings
 from workers.jobs.catalog import Catalog
 
 

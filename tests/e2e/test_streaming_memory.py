@@ -19,10 +19,10 @@ import pytest
 from redis import Redis
 
 from receiver.kernel.events import RecordingEvent, Source, Status
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import RedisProcess, wait_for
+from workers.commands.settings import Settings
 from workers.jobs.context import WorkerContext
 
 ROOT = REPO_ROOT

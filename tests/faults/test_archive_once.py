@@ -20,13 +20,13 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver, drain
 from tests.e2e.test_voice_pipeline import callback
 from tests.faults.test_faults_worker import ROOT, _worker_env
 from tests.support.rq_jobs import failure_trace
 from tests.support.servers import wait_for
 from workers.archive_sweep import sweep
+from workers.commands.settings import Settings
 from workers.failures import Deferred
 from workers.jobs.archive_claim import ArchiveClaims
 from workers.jobs.catalog import Catalog

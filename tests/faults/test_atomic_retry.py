@@ -16,9 +16,9 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry, clean_registri
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
-from receiver.kernel.settings import Settings
 from tests.support.cutting_proxy import CuttingProxy
 from tests.support.servers import RedisProcess
+from workers.commands.settings import Settings
 from workers.runtime import runner
 from workers.runtime.rq_internals import orphan_mend
 from workers.runtime.rq_internals.atomic_retry import AtomicRetryJob

@@ -15,11 +15,11 @@ from redis import Redis
 from receiver.app.counters import Counters
 from receiver.kernel import stats
 from receiver.kernel.pending_counts import PendingCounts
-from receiver.kernel.settings import Settings
 from tests.conftest import Receiver
 from tests.support.readme import ROOT
 from tests.support.servers import RedisProcess, wait_for_count
 from tests.unit.receiver.app.test_hostile_input import raw_request
+from workers.commands.settings import Settings
 from workers.jobs.job_stats import JobStats
 from workers.twilio_rest.kinds import RestCall
 

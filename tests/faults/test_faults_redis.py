@@ -12,9 +12,9 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver
 from tests.support.servers import RedisProcess, wait_for
+from workers.commands.settings import Settings
 from workers.commands.simulate import new_sid, voice_params
 
 

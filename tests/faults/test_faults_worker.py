@@ -16,12 +16,12 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
 from tests.e2e.test_voice_pipeline import callback
 from tests.support.paths import REPO_ROOT
 from tests.support.rq_jobs import failure_trace
 from tests.support.servers import wait_for
+from workers.commands.settings import Settings
 from workers.jobs.catalog import Catalog
 
 ROOT = REPO_ROOT

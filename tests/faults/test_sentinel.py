@@ -20,12 +20,12 @@ from redis.exceptions import RedisError
 from receiver.app.delivery import Delivered
 from receiver.app.factory import create_app
 from receiver.kernel.redis_client import async_redis, sync_redis
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
 from tests.e2e.test_voice_pipeline import callback
 from tests.support.servers import free_port, listening_socket, serve_app, wait_for, wait_for_count
 from tests.support.twilio_signing import sign
 from workers.commands import embedded_redis
+from workers.commands.settings import Settings
 from workers.commands.simulate import new_sid, voice_params
 from workers.jobs.catalog import Catalog
 

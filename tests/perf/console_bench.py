@@ -22,9 +22,9 @@ import httpx
 from pydantic import SecretStr
 
 from console.app import create_app
-from receiver.kernel.settings import Settings
 from tests.support.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER, fail_job, seed, sid, sign_in
 from tests.support.servers import RedisProcess, serve_app
+from workers.commands.settings import Settings
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 REASONS = ["permanent: Twilio answered 403 (code 20403): Forbidden", "transient: network: ReadTimeout",

@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 import psutil
 
-from receiver.kernel.settings import Settings
 from tests.perf.harness import Server, start_uvicorn, stop
 from tests.support.servers import RedisProcess
 from tests.support.twilio_signing import sign
+from workers.commands.settings import Settings
 from workers.commands.simulate import new_sid, voice_params
 
 ACCOUNT, TOKEN, SECONDARY, PUBLIC = "AC" + "4" * 32, "forged-token", "forged-token-2", "https://hooks.example.com"

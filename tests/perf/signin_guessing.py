@@ -12,8 +12,8 @@ import httpx
 
 from console.app import create_app
 from console.server import UVICORN_OPTIONS
-from receiver.kernel.settings import Settings
 from tests.support.servers import RedisProcess, serve_app
+from workers.commands.settings import Settings
 
 SECONDS = 10.0
 

@@ -56,10 +56,10 @@ import psutil
 from redis import Redis
 
 from receiver.kernel.events import RecordingEvent, Source, Status
-from receiver.kernel.settings import Settings
 from tests.perf.harness import ROOT, end, start_uvicorn, stop
 from tests.support.servers import RedisProcess, answers_200, free_port, wait_for
 from tests.support.twilio_signing import sign
+from workers.commands.settings import Settings
 from workers.jobs.context import WorkerContext
 
 ACCOUNT = "AC" + "1" * 32

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from receiver.kernel.settings import Settings
 from tests.support.paths import REPO_ROOT
+from workers.commands.settings import Settings
 
 ROOT = REPO_ROOT
 DEPLOY = ROOT / "deploy"
@@ -38,7 +38,7 @@ SYSTEMD = DEPLOY / "systemd"
 VENV_BIN = Path(sys.executable).parent
 
 SETTING_NAMES = sorted(name.upper() for name in Settings.model_fields)
-# Announced settings that .env.example documents before receiver/kernel/settings.py has them.
+# Announced settings that .env.example documents before the settings classes have them.
 COMING_SOON = {
     "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "OUTAGE_RESPONSE", "ADMIN_USERNAME", "ADMIN_PASSWORD",
     "ADMIN_TOKEN", "ADMIN_SECRET_KEY", "RECONCILE_INTERVAL_SECONDS", "WEBHOOK_SHARED_KEYS",
@@ -173,7 +173,7 @@ def env_assignments() -> dict[str, tuple[int, bool, str]]:
 def test_env_example_documents_every_setting_with_a_comment() -> None:
     lines, found = env_example(), env_assignments()
     missing = [name for name in SETTING_NAMES if name not in found]
-    assert not missing, f".env.example lacks settings of receiver.kernel.settings.Settings: {missing}"
+    assert not missing, f".env.example lacks settings of workers.commands.settings.Settings: {missing}"
     assert not COMING_SOON - set(found), f".env.example lacks announced settings: {COMING_SOON - set(found)}"
     unknown = set(found) - set(SETTING_NAMES) - COMING_SOON - COMPOSE_VARIABLES
     assert not unknown, f".env.example names settings the app does not have: {sorted(unknown)}"

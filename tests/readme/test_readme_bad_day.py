@@ -16,12 +16,12 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
 from tests.e2e.test_voice_pipeline import callback
 from tests.support import readme
 from tests.support.rq_jobs import failure_trace
 from tests.support.servers import RedisProcess, free_port, wait_for
+from workers.commands.settings import Settings
 from workers.commands.simulate import new_sid, voice_params
 from workers.jobs.catalog import Catalog
 from workers.jobs.throttle import AccountThrottle

@@ -18,10 +18,10 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver
 from tests.support import readme
 from tests.support.servers import answers_200, free_port, wait_for
+from workers.commands.settings import Settings
 from workers.jobs.catalog import Catalog
 
 ROOT = readme.ROOT

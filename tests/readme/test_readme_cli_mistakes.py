@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver
 from tests.readme.test_readme_cli import COMMAND, ROOT, env
 from tests.support.servers import answers_200, free_port, wait_for
 from workers.commands import up_record
+from workers.commands.settings import Settings
 
 CREDENTIALS = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 SECRET = "do-not-show-this-secret"

@@ -17,13 +17,13 @@ from redis import Redis
 from rq.job import Job
 
 from console.auth import Authenticator
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
 from tests.e2e.test_sources_pipeline import video_callback
 from tests.e2e.test_voice_pipeline import callback
 from tests.support import readme
 from tests.support.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER, csrf_token, fail_job, seed, sign_in
 from tests.support.servers import answers_200, free_port, wait_for
+from workers.commands.settings import Settings
 from workers.commands.simulate import new_sid, voice_params
 from workers.reconcile import reconciler
 

@@ -23,7 +23,6 @@ from rq.serializers import JSONSerializer
 
 from receiver.app.spool import Spool
 from receiver.kernel import keys
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
 from tests.e2e.test_sources_pipeline import legacy_callback, media_callback
 from tests.e2e.test_voice_pipeline import callback
@@ -32,6 +31,7 @@ from tests.support.rq_jobs import failure_trace
 from tests.support.servers import RedisProcess, answers_200, free_port, wait_for
 from tests.support.twilio_signing import sign
 from tests.unit.receiver.app.test_receiver_voice import voice
+from workers.commands.settings import Settings
 from workers.commands.simulate import new_sid, voice_params
 from workers.jobs.catalog import Catalog
 

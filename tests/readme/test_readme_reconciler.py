@@ -18,10 +18,10 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from receiver.kernel import keys
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
 from tests.e2e.test_voice_pipeline import callback
 from tests.support import readme
+from workers.commands.settings import Settings
 from workers.reconcile import reconciler
 from workers.reconcile.report import Report, Row, _row_lines
 from workers.twilio_rest.paging import Backoff

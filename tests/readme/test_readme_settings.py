@@ -15,9 +15,9 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from redis import Redis
 
-from receiver.kernel.settings import Settings
 from tests.support import readme
 from workers.commands import embedded_redis
+from workers.commands.settings import Settings
 from workers.jobs import retry_policy
 
 ROOT = readme.ROOT
@@ -99,7 +99,7 @@ def test_every_setting_is_read_from_its_environment_variable(tmp_path: Path) -> 
         else:
             env[upper] = f"/value-of-{name}" if "dir" in name or "file" in name else f"value-of-{name}"
     code = (
-        "import json\nfrom receiver.kernel.settings import Settings\n"
+        "import json\nfrom workers.commands.settings import Settings\n"
         "s = Settings()\nout = {}\n"
         "for name in Settings.model_fields:\n"
         "    v = getattr(s, name)\n"
@@ -167,7 +167,7 @@ def test_retry_backoff_starts_at_the_base_doubles_with_jitter_and_stops_at_15_mi
 
 def _log_output(env: dict[str, str], tty: bool) -> str:
     code = (
-        "from receiver.kernel import logs\nfrom receiver.kernel.settings import Settings\n"
+        "from receiver.kernel import logs\nfrom workers.commands.settings import Settings\n"
         "s = Settings()\nlogs.configure(s.log_level, s.log_format)\n"
         "log = logs.get('readme')\nlog.info('hello', answer=42)\nlog.debug('quiet')\n"
     )

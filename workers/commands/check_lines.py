@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from receiver.kernel.accounts import AccountBook, has_tokens
-from receiver.kernel.settings import Settings
+from workers.commands.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 import click
 
 from receiver.kernel import logs
-from receiver.kernel.settings import Settings, load_settings, redact_url
+from receiver.kernel.settings import redact_url
 from workers.commands import up_record
 from workers.commands.cli_errors import Commands, Mistake
+from workers.commands.settings import Settings, load_settings
 from workers.commands.up_command import ROUTES
 
 if TYPE_CHECKING:

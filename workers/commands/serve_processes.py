@@ -6,8 +6,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from receiver.app.factory import create_app
-from receiver.kernel.settings import Settings
 from workers.commands import gc_tuning
+from workers.commands.settings import Settings
 
 # uvicorn's supervisor restarts a worker process that dies and stops them all on SIGINT/SIGTERM.
 APP = "workers.commands.serve_processes:served_app"

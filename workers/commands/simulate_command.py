@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 import click
 import httpx
 
-from receiver.kernel.settings import Settings
 from workers.commands import simulate
 from workers.commands.cli_errors import Mistake
+from workers.commands.settings import Settings
 
 
 def run(settings: Settings, url: str, source: str, status: str | None, recording_sid: str | None,

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 import click
 from pydantic import SecretStr
 
-from receiver.kernel.settings import Settings, redact_url
+from receiver.kernel.settings import redact_url
 from workers.commands import up_record
 from workers.commands.cli_errors import Mistake
+from workers.commands.settings import Settings
 
 if TYPE_CHECKING:
     from workers.commands.supervisor import Supervisor

@@ -13,18 +13,18 @@ from receiver.kernel.accounts import Account, AccountBook, load_accounts
 from receiver.kernel.enqueue_script import SyncEnqueuer
 from receiver.kernel.job_template import JobTemplate
 from receiver.kernel.redis_client import sync_redis
-from receiver.kernel.settings import Settings, load_settings
 from workers.jobs.archive_claim import ArchiveClaims
 from workers.jobs.catalog import Catalog
 from workers.jobs.job_stats import JobStats
 from workers.jobs.throttle import AccountThrottle
+from workers.settings import WorkerSettings
 from workers.twilio_rest.client import TwilioRest
 from workers.twilio_rest.egress import Egress, origins
 
 
 @dataclass
 class WorkerContext:
-    settings: Settings
+    settings: WorkerSettings
 
     @cached_property
     def accounts(self) -> AccountBook:
@@ -104,7 +104,7 @@ def current() -> WorkerContext:
     global _current
     with _lock:
         if _current is None:
-            _current = WorkerContext(load_settings())
+            _current = WorkerContext(WorkerSettings())
         return _current
 
 

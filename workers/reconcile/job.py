@@ -21,9 +21,9 @@ from rq.serializers import JSONSerializer
 
 from receiver.kernel import keys, logs
 from receiver.kernel.redis_client import sync_redis
-from receiver.kernel.settings import Settings
 from workers.jobs import context
 from workers.reconcile import reconciler
+from workers.settings import WorkerSettings
 
 log = logs.get("workers.reconcile.job")
 
@@ -36,7 +36,7 @@ def next_slot(now: float, interval: int) -> int:
     return (math.floor(now / interval) + 1) * interval
 
 
-def schedule_next(settings: Settings, redis: Redis, now: float | None = None) -> str | None:
+def schedule_next(settings: WorkerSettings, redis: Redis, now: float | None = None) -> str | None:
     """Schedule the pass due at the next boundary unless it is scheduled already; its job id, or
     None when the schedule is off."""
     interval = settings.reconcile_interval_seconds
@@ -55,7 +55,7 @@ def schedule_next(settings: Settings, redis: Redis, now: float | None = None) ->
     return job_id
 
 
-def ensure_scheduled(settings: Settings) -> str | None:
+def ensure_scheduled(settings: WorkerSettings) -> str | None:
     """Call once when a worker process starts: (re)starts the chain if it was lost; cheap and safe
     from any number of workers at once."""
     redis = sync_redis(settings, socket_timeout=10, socket_connect_timeout=5)

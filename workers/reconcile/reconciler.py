@@ -17,12 +17,12 @@ from receiver.kernel import keys, logs
 from receiver.kernel.accounts import Account
 from receiver.kernel.enqueue_script import Outcome
 from receiver.kernel.events import FINAL_STATUSES, RecordingEvent, Source, Status
-from receiver.kernel.settings import Settings
 from receiver.kernel.sids import is_sid
 from workers import failures
 from workers.jobs.context import WorkerContext
 from workers.reconcile.report import Report, Row
 from workers.reconcile.watermarks import Tracker, Watermarks
+from workers.settings import WorkerSettings
 from workers.twilio_rest.paging import Backoff
 from workers.twilio_rest.sources import Listed, api_for
 from workers.twilio_rest.timestamps import parse_since
@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 
 def run_once(
-    settings: Settings, sources: Sequence[str] = (), since: str | datetime | None = None, accounts: Sequence[str] = ()
+    settings: WorkerSettings, sources: Sequence[str] = (), since: str | datetime | None = None, accounts: Sequence[str] = ()
 ) -> Report:
     """The `reconcile` command: a pass with its own context (Redis, Twilio clients)."""
     return run_pass(WorkerContext(settings), sources, since, accounts)

@@ -10,12 +10,12 @@ from redis.exceptions import RedisError
 
 from receiver.kernel import logs
 from receiver.kernel.redis_client import sync_redis
-from receiver.kernel.settings import Settings
 from workers import archive_sweep
 from workers.jobs import context
 from workers.reconcile import job as reconcile_job
 from workers.runtime.rq_internals import orphan_mend
 from workers.runtime.rq_internals.pool import ThreadPool
+from workers.settings import WorkerSettings
 
 log = logs.get("workers.runtime.runner")
 
@@ -23,7 +23,7 @@ log = logs.get("workers.runtime.runner")
 ORPHAN_MEND_EVERY_SECONDS = 300
 
 
-def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, threads: int | None = None) -> bool:
+def run(settings: WorkerSettings, with_scheduler: bool = True, burst: bool = False, threads: int | None = None) -> bool:
     """Returns whether any job succeeded (burst mode uses it; a long-running pool returns on stop).
 
     Nothing here talks to Redis before the pool has waited for it: a worker started during an
@@ -38,7 +38,7 @@ def run(settings: Settings, with_scheduler: bool = True, burst: bool = False, th
         ctx.close()
 
 
-def _run_pool(settings: Settings, redis: Redis, with_scheduler: bool, burst: bool, threads: int | None) -> bool:
+def _run_pool(settings: WorkerSettings, redis: Redis, with_scheduler: bool, burst: bool, threads: int | None) -> bool:
     pool = ThreadPool(
         redis,
         settings.queue_name,
@@ -54,13 +54,13 @@ def _run_pool(settings: Settings, redis: Redis, with_scheduler: bool, burst: boo
     return pool.run(burst=burst, logging_level=rq_level, on_connected=on_connected) > 0
 
 
-def _at_start(settings: Settings, redis: Redis) -> None:
+def _at_start(settings: WorkerSettings, redis: Redis) -> None:
     _sweep_temp_files(settings)
     _mend_orphaned_jobs(settings, redis)
     _ensure_reconcile_chain(settings)
 
 
-def _sweep_temp_files(settings: Settings) -> None:
+def _sweep_temp_files(settings: WorkerSettings) -> None:
     """Temp files no job can still be writing (untouched for a whole job timeout): orphans of
     workers killed mid-write whose recordings never got another attempt."""
     try:
@@ -72,7 +72,7 @@ def _sweep_temp_files(settings: Settings) -> None:
         log.info("orphaned temp files removed", count=removed, storage=str(settings.storage_path))
 
 
-def _mend_orphaned_jobs(settings: Settings, redis: Redis) -> None:
+def _mend_orphaned_jobs(settings: WorkerSettings, redis: Redis) -> None:
     """Once per start, and by one of the workers starting together: the lock outlives the scan."""
     try:
         if not redis.set(f"rr:orphan-mend:{settings.queue_name}", os.getpid(), nx=True, ex=ORPHAN_MEND_EVERY_SECONDS):
@@ -85,7 +85,7 @@ def _mend_orphaned_jobs(settings: Settings, redis: Redis) -> None:
         log.warning("orphaned jobs scheduled again", count=mended, queue=settings.queue_name)
 
 
-def _ensure_reconcile_chain(settings: Settings) -> None:
+def _ensure_reconcile_chain(settings: WorkerSettings) -> None:
     """The reconciler's chain of scheduled passes: idempotent, so every worker may ensure it."""
     try:
         reconcile_job.ensure_scheduled(settings)

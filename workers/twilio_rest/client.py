@@ -12,7 +12,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from receiver.kernel.accounts import Account
-from receiver.kernel.settings import Settings
+from workers.settings import WorkerSettings
 from workers.twilio_rest.kinds import RestCall
 
 OnCall = Callable[[RestCall], None]
@@ -50,7 +50,7 @@ class TwilioRest:
     with them, so both are cleared: the hosts come from our settings alone.
     """
 
-    def __init__(self, settings: Settings, on_call: OnCall = lambda call: None) -> None:
+    def __init__(self, settings: WorkerSettings, on_call: OnCall = lambda call: None) -> None:
         self._settings = settings
         self._local = threading.local()
         self._on_call = on_call

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from receiver.kernel.settings import Settings
+from workers.settings import WorkerSettings
 from workers.twilio_rest.client import TwilioRest
 
 
@@ -12,7 +12,7 @@ class RestContext(Protocol):
     """Satisfied by the jobs' `WorkerContext`; named here so this room never imports the jobs'."""
 
     @property
-    def settings(self) -> Settings: ...
+    def settings(self) -> WorkerSettings: ...
 
     @property
     def rest(self) -> TwilioRest: ...

@@ -10,11 +10,11 @@ from redis.backoff import NoBackoff
 from receiver.app.redis_pipe.command_pipe import CommandPipe
 from receiver.app.redis_pipe.pipe import Pipe
 from receiver.app.redis_pipe.stock_pipe import StockPipe
+from receiver.app.settings import ReceiverSettings
 from receiver.kernel.redis_client import aclose, async_redis
-from receiver.kernel.settings import Settings
 
 
-def open_pipe(settings: Settings) -> Pipe:
+def open_pipe(settings: ReceiverSettings) -> Pipe:
     """The hot path's own connection(s), bounded by the spool's patience, not a socket timeout."""
     bound = settings.spool_after_seconds
     if settings.redis_pipe == "stock":

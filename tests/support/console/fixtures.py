@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from receiver.kernel.settings import Settings
 from tests.conftest import Receiver
 from tests.support.console import helpers
 from tests.support.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER
 from tests.support.console.traffic import scrape_after_traffic
 from tests.support.servers import serve_app
+from workers.commands.settings import Settings
 
 
 @pytest.fixture(autouse=True)

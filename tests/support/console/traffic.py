@@ -6,12 +6,12 @@ from typing import Any
 
 import httpx
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver, drain
 from tests.e2e.test_sources_pipeline import video_callback
 from tests.e2e.test_voice_pipeline import callback
 from tests.support.console.helpers import TOKEN
 from tests.support.servers import wait_for
+from workers.commands.settings import Settings
 from workers.commands.simulate import new_sid, voice_params
 from workers.reconcile import reconciler
 

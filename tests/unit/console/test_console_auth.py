@@ -14,7 +14,6 @@ from console import bind, server
 from console.app import create_app
 from console.auth import Authenticator
 from console.brake import Policy
-from receiver.kernel.settings import Settings
 from tests.support.console.helpers import (
     PASSWORD,
     SECRET_KEY,
@@ -26,6 +25,7 @@ from tests.support.console.helpers import (
     seed,
     sign_in,
 )
+from workers.commands.settings import Settings
 
 PUBLIC = {"/login", "/healthz", "/favicon.ico"}
 SAMPLE_PARAMS = {

@@ -10,8 +10,8 @@ import httpx
 
 from console import client
 from console.brake import Policy
-from receiver.kernel.settings import Settings
 from tests.support.console.helpers import PASSWORD, TOKEN, USER, Clock, csrf_token, session_csrf, sign_in
+from workers.commands.settings import Settings
 
 POLICY = Policy()
 # Checked before the first refusal: the free failures, then the one that arms the first delay.

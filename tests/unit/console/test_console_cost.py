@@ -14,10 +14,10 @@ import httpx
 import pytest
 from redis import Redis
 
-from receiver.kernel.settings import Settings
 from tests.support.console.helpers import fail_job, seed, sid, sign_in
 from tests.support.redis_meter import RedisMeter, Usage
 from tests.support.servers import RedisProcess
+from workers.commands.settings import Settings
 
 SMALL = 5_000  # enough that every page and every batch the list reads is full, as at 100,000
 BIG = 100_000

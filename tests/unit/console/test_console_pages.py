@@ -18,7 +18,6 @@ from rq.serializers import JSONSerializer
 
 from console import metrics
 from receiver.kernel import keys, stats
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver, drain
 from tests.e2e.test_voice_pipeline import callback
 from tests.support.console.helpers import (
@@ -35,6 +34,7 @@ from tests.support.console.helpers import (
 )
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import RedisProcess, wait_for
+from workers.commands.settings import Settings
 
 ROOT = REPO_ROOT
 BEARER = {"authorization": f"Bearer {TOKEN}"}

@@ -16,11 +16,11 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID
 from tests.support.console.helpers import sid, sign_in
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import wait_for
+from workers.commands.settings import Settings
 
 ROOT = REPO_ROOT
 RECORDING = sid("RE", 7)

@@ -15,14 +15,14 @@ from urllib.parse import urlsplit
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from receiver.kernel.settings import Settings
 from workers.failures import PermanentError, TransientError
+from workers.settings import WorkerSettings
 from workers.twilio_rest import egress
 from workers.twilio_rest.calls import get
 from workers.twilio_rest.sources import MediaLocation
 
 
-def configured_origins(settings: Settings) -> frozenset[egress.Origin]:
+def configured_origins(settings: WorkerSettings) -> frozenset[egress.Origin]:
     return egress.origins((settings.twilio_api_base_url, settings.twilio_video_base_url, settings.twilio_media_base_url))
 
 
@@ -45,7 +45,7 @@ def vet(url: str, origins: frozenset[egress.Origin]) -> str:
     return url
 
 
-def resolve(client: Client, media_url: str, settings: Settings) -> str:
+def resolve(client: Client, media_url: str, settings: WorkerSettings) -> str:
     """GET `media_url` (on a configured host, with Twilio auth) and return the vetted signed URL."""
     response = get(client, media_url)
     target = _redirect_to(response)
@@ -54,7 +54,7 @@ def resolve(client: Client, media_url: str, settings: Settings) -> str:
     return vet(target, configured_origins(settings))
 
 
-def location(client: Client, media_url: str, settings: Settings, *, status: Any, what: str, ext: str,
+def location(client: Client, media_url: str, settings: WorkerSettings, *, status: Any, what: str, ext: str,
              expected: int | None) -> MediaLocation | None:
     """Where a video or media recording's media is, by its status at Twilio: still processing is
     worth a retry; deleted or failed means the metadata is all there is."""

@@ -22,8 +22,8 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
 from receiver.app.redis_pipe.command_pipe import CommandPipe
 from receiver.kernel.redis_client import async_redis
-from receiver.kernel.settings import Settings
 from tests.support.servers import RedisProcess
+from workers.commands.settings import Settings
 
 # The receiver runs on uvloop; both loops' transports must let the pipe take over their protocol.
 LOOPS = pytest.mark.parametrize("run_loop", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])

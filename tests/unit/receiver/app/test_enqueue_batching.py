@@ -14,7 +14,7 @@ from receiver.kernel.enqueue_script import EnqueueResult, Outcome
 from receiver.kernel.events import RecordingEvent, Source, Status
 from receiver.kernel.job_template import JobTemplate
 from receiver.kernel.redis_client import async_redis
-from receiver.kernel.settings import Settings
+from workers.commands.settings import Settings
 
 ACCOUNT = "AC" + "0" * 32
 # Both transports keep the same promises; only how the bytes reach Redis differs.

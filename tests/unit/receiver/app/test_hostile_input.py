@@ -21,11 +21,11 @@ from receiver.app.form import parse_params
 from receiver.app.signature_diagnosis import diagnose
 from receiver.app.signed_url import RequestLine
 from receiver.kernel import stats
-from receiver.kernel.settings import Settings
 from tests.conftest import AUTH_TOKEN, Receiver, counters_written
 from tests.support.servers import wait_for
 from tests.support.twilio_signing import body_sha256, sign, sign_sha256
 from tests.unit.receiver.app.test_receiver_voice import queued_payloads, voice
+from workers.commands.settings import Settings
 
 TOKENS = [("primary", SecretStr(AUTH_TOKEN))]
 

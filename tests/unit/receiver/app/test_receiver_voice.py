@@ -19,11 +19,11 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from receiver.kernel import stats
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, SECONDARY_TOKEN, Receiver
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import answers_200, free_port, wait_for
 from tests.support.twilio_signing import sign
+from workers.commands.settings import Settings
 
 ROOT = REPO_ROOT
 

@@ -14,8 +14,8 @@ from receiver.app.redis_pipe.choice import open_pipe
 from receiver.app.redis_pipe.command_pipe import CommandPipe
 from receiver.app.redis_pipe.pipe import Pipe
 from receiver.app.redis_pipe.stock_pipe import StockPipe
-from receiver.kernel.settings import Settings
 from tests.support.servers import wait_for
+from workers.commands.settings import Settings
 
 KINDS = pytest.mark.parametrize("kind", ["fast", "stock"])
 # Only turns a call that never ends into a failure: nothing here passes or fails by how long a call took.

@@ -9,11 +9,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver
 from tests.support.readme import ROOT
 from tests.support.servers import free_port
 from workers.commands import gc_tuning
+from workers.commands.settings import Settings
 
 # Runs `serve` in a child process; a thread there reports the collector's state once /healthz
 # answers (the server is up, so serve's start-up has run), then ends the process.

@@ -13,8 +13,8 @@ from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from receiver.kernel import keys
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, drain
+from workers.commands.settings import Settings
 from workers.reconcile.job import ensure_scheduled, next_slot
 
 # Long enough that a test never straddles a boundary (which would rightly schedule the next slot).

@@ -21,11 +21,11 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from receiver.kernel import keys
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Receiver, drain
 from tests.e2e.test_sources_pipeline import legacy_callback, media_callback, video_callback
 from tests.e2e.test_voice_pipeline import callback as voice_callback
 from tests.support.paths import REPO_ROOT
+from workers.commands.settings import Settings
 from workers.jobs.catalog import Catalog
 from workers.reconcile import reconciler
 from workers.reconcile.report import Report, Row

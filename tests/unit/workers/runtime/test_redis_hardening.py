@@ -18,11 +18,12 @@ from rq.serializers import JSONSerializer
 from console import causes
 from console.failures import FailureIndex
 from receiver.kernel import keys
-from receiver.kernel.settings import Settings, redact_url
+from receiver.kernel.settings import redact_url
 from tests.conftest import drain
 from tests.support.rq_jobs import failure_trace
 from tests.support.servers import RedisProcess
 from workers.commands import cli, embedded_redis
+from workers.commands.settings import Settings
 
 QUEUE = "recordings"
 

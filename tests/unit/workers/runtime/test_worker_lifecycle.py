@@ -21,12 +21,12 @@ from rq import Queue, Worker
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, drain
 from tests.support.lifecycle_worker import STAND_IN_JOBS
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import free_port, wait_for
 from workers.commands import embedded_redis
+from workers.commands.settings import Settings
 from workers.runtime.rq_internals.job_allowlist import AllowlistedJob
 from workers.runtime.rq_internals.pool import ThreadPool, worker_name
 from workers.runtime.rq_internals.thread_worker import ThreadWorker

@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver, drain
 from tests.e2e.test_sources_pipeline import video_callback
 from tests.e2e.test_voice_pipeline import callback as voice_callback
 from tests.standin.faults import FOREVER
 from tests.support.rq_jobs import failure_trace
 from tests.support.servers import serve_app
+from workers.commands.settings import Settings
 
 SECRET = b"internal secret"
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from receiver.kernel.events import Origin, Source, Status
-from receiver.kernel.settings import Settings
+from workers.commands.settings import Settings
 from workers.failures import PermanentError
 from workers.reconcile.job import next_slot
 from workers.reconcile.report import Report, Row

@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from receiver.kernel.accounts import load_accounts
-from receiver.kernel.settings import Settings
 from tests.conftest import ACCOUNT_SID
+from workers.commands.settings import Settings
 from workers.twilio_rest.client import TwilioRest
 from workers.twilio_rest.kinds import RestCall
 from workers.twilio_rest.sources import voice

@@ -1,0 +1,54 @@
+"""The workers' settings: Twilio's REST hosts, storage, threads, retries and the reconciler's schedule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from receiver.kernel.settings import SharedSettings
+
+
+class WorkerSettings(SharedSettings):
+    """The workers' own settings on top of the shared ones."""
+
+    # Twilio REST hosts; override to point at a stand-in or an egress proxy.
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_video_base_url: str = "https://video.twilio.com"
+    twilio_media_base_url: str = "https://media.twilio.com"
+    twilio_timeout_seconds: float = 15.0
+
+    storage_dir: Path | None = Field(default=None, description="Defaults to DATA_DIR/recordings")
+    media_format: Literal["wav", "mp3"] = "wav"
+
+    # Jobs wait on Twilio, so threads in one process multiply throughput.
+    worker_threads: int = 8
+    # A running job's lease; a worker killed mid-job has its job retried once the lease lapses.
+    worker_lease_seconds: int = 60
+    worker_maintenance_seconds: int = 30
+    # First backoff step; doubles per attempt, with jitter, up to 15 minutes.
+    retry_base_seconds: float = 2.0
+    not_found_retries: int = 3
+
+    # Reconciler: lists recordings at Twilio and queues those no callback brought.
+    # Seconds between scheduled passes; 0 turns the schedule off (`reconcile` still works).
+    reconcile_interval_seconds: int = Field(default=600, ge=0)
+    # Each pass re-lists this far behind the newest recording the last one saw, so a recording
+    # that shows up late in Twilio's lists never falls between two passes.
+    reconcile_overlap_seconds: int = Field(default=3600, ge=0)
+    # How far back the first pass of an account and source looks (no watermark yet).
+    reconcile_lookback_seconds: int = Field(default=2 * 24 * 3600, gt=0)
+    # Comma-separated sources the scheduled pass covers (voice, video, media, legacy).
+    reconcile_sources: str = "voice,video,media,legacy"
+    # Requested list page size; clamped to each API's own maximum (video's is 100).
+    reconcile_page_size: int = Field(default=1000, ge=1)
+
+    @field_validator("twilio_api_base_url", "twilio_video_base_url", "twilio_media_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def storage_path(self) -> Path:
+        return self.storage_dir or self.data_dir / "recordings"
