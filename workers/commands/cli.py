@@ -6,19 +6,24 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from console.settings import ConsoleSettings
+from receiver.app.settings import ReceiverSettings
 from receiver.kernel import logs
-from receiver.kernel.settings import redact_url
+from receiver.kernel.settings import SharedSettings, redact_url
 from workers.commands import up_record
 from workers.commands.cli_errors import Commands, Mistake
-from workers.commands.settings import Settings, load_settings
+from workers.commands.settings import Settings
 from workers.commands.up_command import ROUTES
+from workers.settings import WorkerSettings
 
 if TYPE_CHECKING:
     from workers.commands import check_lines
+
+RoleSettings = TypeVar("RoleSettings", bound=SharedSettings)
 
 SIMULATED = ROUTES  # every source's sample callback; their statuses are workers.commands.simulate.SOURCES
 # The soft limit on open files `serve` asks for when the hard limit is unlimited.
@@ -29,20 +34,22 @@ OPEN_FILES_WITHOUT_CEILING = 65536
 ROLES = {"serve": "receiver", "admin": "console"}
 
 
-def _settings() -> Settings:
-    settings = load_settings()
+def _settings(role: type[RoleSettings]) -> RoleSettings:
+    """The command's own role's settings only: a mistake in another role's settings (say the
+    console's) does not stop this one."""
+    settings = role()
     command = click.get_current_context().info_name or "recording-receiver"
     logs.configure(settings.log_level, settings.log_format, role=ROLES.get(command, command))
     return settings
 
 
-def _require_redis(settings: Settings, up_runs_here: bool = False) -> None:
+def _require_redis(settings: SharedSettings, up_runs_here: bool = False) -> None:
     if not settings.redis_configured:
         alternative = f", or start `recording-receiver up` (DATA_DIR {settings.data_dir})" if up_runs_here else ""
         raise Mistake(f"REDIS_URL (or REDIS_SENTINELS) is not set: set REDIS_URL=redis://host:6379/0{alternative}")
 
 
-def _with_up_redis(settings: Settings, err: bool = False) -> Settings:
+def _with_up_redis(settings: RoleSettings, err: bool = False) -> RoleSettings:
     """With no Redis configured, the Redis of an `up` running on DATA_DIR, said in one line."""
     if settings.redis_configured:
         return settings
@@ -76,7 +83,7 @@ def up(data_dir: Path | None, host: str, port: int, worker_count: int) -> None:
     """Everything on one machine: Redis (embedded unless REDIS_URL or REDIS_SENTINELS is set), receiver, workers."""
     from workers.commands import up_command
 
-    settings = _settings()
+    settings = _settings(Settings)
     up_command.run(settings, data_dir or settings.data_dir, host, port, worker_count)
 
 
@@ -90,7 +97,7 @@ def serve(host: str, port: int, processes: int) -> None:
     from receiver.kernel.accounts import load_accounts
     from workers.commands import serve_processes
 
-    settings = _settings()
+    settings = _settings(ReceiverSettings)
     _require_redis(settings)
     load_accounts(settings)  # a broken accounts file: one line now, not a traceback from uvicorn
     _refuse_taken_port("the receiver", host, port, "--port")
@@ -126,7 +133,7 @@ def worker(concurrency: int | None, processes: int, scheduler: bool, burst: bool
     from workers.commands.supervisor import Supervisor
     from workers.runtime import runner
 
-    settings = _settings()
+    settings = _settings(WorkerSettings)
     _require_redis(settings)
     if processes <= 1:
         runner.run(settings, with_scheduler=scheduler, burst=burst, threads=concurrency)
@@ -165,7 +172,7 @@ def simulate(url: str | None, source: str, status: str | None, recording_sid: st
     """
     from workers.commands import simulate_command
 
-    settings = _settings()
+    settings = _settings(Settings)
     url = url or _up_receiver(settings, source)
     sys.exit(simulate_command.run(settings, url, source, status, recording_sid, unsigned=unsigned, tamper=tamper))
 
@@ -187,7 +194,7 @@ def admin(host: str | None, port: int | None) -> None:
     """The admin console only (a separate app and port; never on the public one)."""
     from console import bind, server
 
-    settings = _settings()
+    settings = _settings(ConsoleSettings)
     _require_redis(settings)
     host, port = host or settings.admin_host, port or settings.admin_port
     reasons = bind.problems(settings, host)
@@ -209,7 +216,7 @@ def reconcile(sources: tuple[str, ...], since: str | None, accounts: tuple[str, 
     from workers.reconcile import reconciler
     from workers.twilio_rest.timestamps import parse_since
 
-    settings = _with_up_redis(_settings(), err=True)
+    settings = _with_up_redis(_settings(WorkerSettings), err=True)
     _require_redis(settings, up_runs_here=True)
     try:
         parse_since(since) if since else None
@@ -231,7 +238,7 @@ def check() -> None:
     from receiver.kernel.accounts import load_accounts
     from workers.commands import check_lines
 
-    settings = _with_up_redis(_settings())
+    settings = _with_up_redis(_settings(Settings))
     findings = [check_lines.accounts(load_accounts(settings), settings), _redis_finding(settings),
                 check_lines.public_base_url(settings)]
     for finding in findings:
@@ -243,7 +250,7 @@ def check() -> None:
     sys.exit(0 if all(finding is None or finding.ok for finding in findings) else 1)
 
 
-def _redis_finding(settings: Settings) -> check_lines.Finding:
+def _redis_finding(settings: SharedSettings) -> check_lines.Finding:
     from redis.exceptions import RedisError
 
     from receiver.kernel.redis_client import sync_redis
@@ -260,7 +267,7 @@ def _redis_finding(settings: Settings) -> check_lines.Finding:
     return Finding(f"redis      reachable at {where}")
 
 
-def _redis_named(settings: Settings) -> str:
+def _redis_named(settings: SharedSettings) -> str:
     """The Redis that `check` tried, as an operator recognises it, with no password in it."""
     if settings.redis_sentinels:
         return f"master {settings.redis_sentinel_master} via sentinels {settings.redis_sentinels}"

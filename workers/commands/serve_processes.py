@@ -6,8 +6,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from receiver.app.factory import create_app
+from receiver.app.settings import ReceiverSettings
 from workers.commands import gc_tuning
-from workers.commands.settings import Settings
 
 # uvicorn's supervisor restarts a worker process that dies and stops them all on SIGINT/SIGTERM.
 APP = "workers.commands.serve_processes:served_app"
@@ -22,7 +22,7 @@ def served_app() -> ASGIApp:
     return app
 
 
-def run(settings: Settings, host: str, port: int, processes: int = 1) -> None:
+def run(settings: ReceiverSettings, host: str, port: int, processes: int = 1) -> None:
     """`processes` > 1: uvicorn binds the port once and starts that many receiver processes on it,
     each with its own app (Redis connections, counters); the spool file is shared, which SQLite
     allows. Each process builds its app from the environment, as `serve` does."""
