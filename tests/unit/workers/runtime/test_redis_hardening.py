@@ -165,3 +165,14 @@ def test_check_names_the_redis_without_its_password(redis_url: str, monkeypatch:
         assert password not in result.output
         assert "redis://:***@127.0.0.1:" in result.output, result.output
         assert ("reachable at" if reachable else "unreachable at") in result.output
+
+
+def test_a_reconcile_job_scheduled_under_its_old_name_still_runs_the_reconciler(redis: Redis) -> None:
+    # Scheduled by a release before the rooms moved, it is in Redis when new workers start.
+    from workers.reconcile import reconcile
+    from workers.runtime.rq_internals.job_allowlist import AllowlistedJob
+
+    old = AllowlistedJob.create("workers.reconcile_job.reconcile", args=({},), connection=redis, serializer=JSONSerializer)
+    assert old.refusal() is None and old.func is reconcile
+    other = AllowlistedJob.create("workers.reconcile_job.anything_else", args=({},), connection=redis, serializer=JSONSerializer)
+    assert other.refusal() is not None
