@@ -1,1 +1,1 @@
-"""Public side of recording-receiver: the callback app and the pure contract shared with workers."""
+"""The receiver side: receiver.app, the public callback app, and receiver.kernel, the kernel every role shares."""

@@ -1,1 +1,1 @@
-"""Background side of recording-receiver: RQ jobs that fetch, archive and react, and the CLI."""
+"""The worker side in rooms by role: jobs, reconcile, twilio_rest, runtime, and commands (the command line and composition root)."""
