@@ -56,15 +56,26 @@ def test_a_command_that_needs_redis_names_redis_url_when_it_is_unset(command: st
     assert_one_line(run(command, DATA_DIR=str(tmp_path), **CREDENTIALS), command, "REDIS_URL", "is not set")
 
 
-@pytest.mark.parametrize(("variable", "value", "expected"), [
-    ("PUBLIC_BASE_URL", "hooks.example.com", "https://hooks.example.com"),
-    ("MAX_BODY_BYTES", "lots", "integer"),
+SHARED_MISTAKES = [
     ("LOG_LEVEL", "loud", "INFO"),
-    ("OUTAGE_RESPONSE", "418", "204"),
     ("TWILIO_WEBHOOK_SHARED_KEYS", SECRET, "JSON"),
     ("REDIS_URL", f"{SECRET}@localhost:6379", "redis://"),
+]
+RECEIVER_MISTAKES = [
+    ("PUBLIC_BASE_URL", "hooks.example.com", "https://hooks.example.com"),
+    ("MAX_BODY_BYTES", "lots", "integer"),
+    ("OUTAGE_RESPONSE", "418", "204"),
+]
+WORKER_MISTAKES = [("RECONCILE_INTERVAL_SECONDS", "-5", "greater than or equal to 0")]
+
+
+# Each command reads its own role's settings (serve the receiver's, reconcile the workers'); check
+# reads every role's.
+@pytest.mark.parametrize(("command", "variable", "value", "expected"), [
+    *[("serve", *mistake) for mistake in SHARED_MISTAKES + RECEIVER_MISTAKES],
+    *[("check", *mistake) for mistake in SHARED_MISTAKES + RECEIVER_MISTAKES + WORKER_MISTAKES],
+    *[("reconcile", *mistake) for mistake in SHARED_MISTAKES + WORKER_MISTAKES],
 ])
-@pytest.mark.parametrize("command", ["serve", "check", "reconcile"])
 def test_an_invalid_setting_is_named_with_what_it_expects_and_never_its_value(
     command: str, variable: str, value: str, expected: str, tmp_path: Path
 ) -> None:
