@@ -11,9 +11,10 @@ from redis.exceptions import RedisError
 from receiver import logs
 from receiver.redis_client import sync_redis
 from receiver.settings import Settings
-from workers import archive_sweep, context, reconcile_job
+from workers import context, reconcile_job
 from workers.rq_runtime import orphan_mend
 from workers.rq_runtime.pool import ThreadPool
+from workers.storage import sweep as archive_sweep
 
 log = logs.get("workers.runner")
 
@@ -60,7 +61,10 @@ def _at_start(settings: Settings, redis: Redis) -> None:
 
 def _sweep_temp_files(settings: Settings) -> None:
     """Temp files no job can still be writing (untouched for a whole job timeout): orphans of
-    workers killed mid-write whose recordings never got another attempt."""
+    workers killed mid-write whose recordings never got another attempt. Object storage has none:
+    an unfinished multipart upload is invisible, and the bucket's lifecycle rule reclaims it."""
+    if settings.storage_bucket is not None:
+        return
     try:
         removed = archive_sweep.sweep(settings.storage_path, older_than_seconds=settings.job_timeout_seconds)
     except OSError as exc:  # storage unreadable now: the jobs will say so with the reason

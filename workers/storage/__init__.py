@@ -1,0 +1,24 @@
+"""Where archives are kept: one seam (`Store`) over a local directory or S3-compatible object storage."""
+
+from __future__ import annotations
+
+from receiver.settings import Settings
+from workers.storage.seam import Store
+
+
+def open_store(settings: Settings) -> Store:
+    """The store STORAGE_URL names (a local directory unless it is s3://)."""
+    bucket = settings.storage_bucket
+    if bucket is None:
+        from workers.storage.local import LocalStore
+
+        return LocalStore(settings.storage_path)
+    # Imported only for s3://: boto3 costs a local-storage worker ~50 MB and a second to load.
+    from workers.storage.s3 import S3Options, S3Store
+
+    name, prefix = bucket
+    options = S3Options(
+        endpoint_url=settings.storage_endpoint_url, sse=settings.storage_sse,
+        kms_key_id=settings.storage_sse_kms_key_id, storage_class=settings.storage_class,
+    )
+    return S3Store(name, prefix, options)
