@@ -27,9 +27,9 @@ from tests.servers import wait_for
 from tests.test_faults_worker import ROOT, _worker_env
 from tests.test_voice_pipeline import callback
 from workers.archive_claim import ArchiveClaims
-from workers.storage.sweep import sweep
 from workers.catalog import Catalog
 from workers.failures import Deferred
+from workers.storage.sweep import sweep
 from workers.throttle import AccountThrottle
 
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
 from redis import Redis
 from rq.job import Job
@@ -22,7 +23,7 @@ from receiver.events import RecordingEvent, Source, Status
 from receiver.settings import Settings
 from tests.conftest import ACCOUNT_SID, Receiver, drain
 from tests.rq_jobs import failure_trace
-from tests.s3_server import Bucket, Gate, bucket, s3_server, worker_env
+from tests.s3_server import CREDENTIALS, Bucket, Gate, bucket, s3_server, worker_env
 from tests.servers import wait_for
 from tests.test_faults_worker import ROOT, _worker_env
 from tests.test_sources_pipeline import legacy_callback, media_callback, video_callback
@@ -37,7 +38,7 @@ from workers.storage.seam import AlreadyStored
 __all__ = ["bucket", "s3_server"]  # fixtures, used by name
 
 # Each source, its callback, its media's extension and a media size: voice's takes three parts.
-SOURCES = {
+SOURCES: dict[str, tuple[Callable[[Any], Any], Callable[..., dict[str, str]], str, int | None]] = {
     "voice": (lambda s: s.add_voice(account_sid=ACCOUNT_SID), voice_callback, "wav", 2 * PART_BYTES + 12345),
     "video": (lambda s: s.add_video(account_sid=ACCOUNT_SID), video_callback, "mka", None),
     "media": (lambda s: s.add_media(account_sid=ACCOUNT_SID), media_callback, "mp4", None),
@@ -265,3 +266,43 @@ def test_a_missing_bucket_is_one_line_in_check_and_a_permanent_job_failure(
     receiver.post(receiver.url(), voice_callback(rec))
     drain(settings)
     assert _failed_reason(redis, f"rr-voice-{rec.sid}-completed").endswith(f"bucket {missing} does not exist")
+
+
+def test_a_denied_write_is_one_line_in_check_and_a_permanent_job_failure(
+    s3_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver],
+    standin: Any, bucket: Bucket, redis: Redis, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Credentials that may read the bucket but not write to it (an IAM policy without s3:PutObject)."""
+    settings = s3_settings()
+    receiver = start_receiver(settings)
+    rec = standin.state.add_voice(account_sid=ACCOUNT_SID)
+    iam = boto3.session.Session(
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    ).client("iam", endpoint_url=bucket.server.endpoint)
+    iam.create_user(UserName="reader")
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+                                                      "Resource": [f"arn:aws:s3:::{bucket.name}", f"arn:aws:s3:::{bucket.name}/*"]}]}
+    iam.put_user_policy(UserName="reader", PolicyName="read-only", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    reader = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    bucket.server.require_auth(True)
+    done = _check(settings, standin, {**worker_env(_worker_env(settings, standin), bucket, tmp_path), **reader})
+    denied = f"storage denied PutObject on s3://{bucket.name}: the credentials lack the permission (see README, Storage)"
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert _storage_line(done.stdout) == f"storage    {denied}"
+    for name, value in reader.items():
+        monkeypatch.setenv(name, value)
+    receiver.post(receiver.url(), voice_callback(rec))
+    drain(settings)
+    assert _failed_reason(redis, f"rr-voice-{rec.sid}-completed").endswith(denied)
+    bucket.server.require_auth(False)
+    assert bucket.objects() == {}
+
+
+def test_a_storage_url_carrying_credentials_is_refused_without_repeating_it() -> None:
+    with pytest.raises(ValueError) as refused:
+        Settings(storage_url="s3://AKIAEXAMPLE:topsecret@bucket/prefix")
+    assert "topsecret" not in str(refused.value) and "must not carry credentials" in str(refused.value)
+    with pytest.raises(ValueError, match="must be a path, file:///path or s3://bucket/prefix"):
+        Settings(storage_url="gs://bucket")
