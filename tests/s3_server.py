@@ -32,6 +32,8 @@ class Gate:
     A held request is then dropped with a 503, never forwarded: its sender is meant to be dead."""
 
     matches: Callable[[Environ], bool] = lambda environ: False
+    # Answers to requests this picks have their first byte flipped: storage that lies.
+    corrupts: Callable[[Environ], bool] = lambda environ: False
     reached: threading.Event = field(default_factory=threading.Event)
     opened: threading.Event = field(default_factory=threading.Event)
 
@@ -67,6 +69,9 @@ class GatedMotoServer(ThreadedMotoServer):
         def app(environ: Environ, start_response: StartResponse) -> Any:
             if self.gate.holds(environ, start_response):
                 return [b""]
+            if self.gate.corrupts(environ):
+                body = b"".join(moto(environ, start_response))
+                return [bytes([body[0] ^ 0xFF]) + body[1:]] if body else [body]
             if environ["REQUEST_METHOD"] not in ("PUT", "POST"):
                 return moto(environ, start_response)
             with writes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ import boto3
 import pytest
 from redis import Redis
 from rq.job import Job
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from receiver.events import RecordingEvent, Source, Status
@@ -31,6 +32,7 @@ from tests.test_voice_pipeline import callback as voice_callback
 from workers import reactions
 from workers.catalog import Catalog
 from workers.context import WorkerContext
+from workers.failures import TransientError
 from workers.storage import open_store
 from workers.storage.s3 import PART_BYTES
 from workers.storage.seam import AlreadyStored
@@ -131,6 +133,37 @@ def test_a_failing_media_stream_abandons_the_upload_and_leaves_nothing(bucket: B
         store.put_media(f"voice/{ACCOUNT_SID}/RE{'2' * 32}.wav", cut_short())
     assert bucket.objects() == {} and bucket.unfinished_uploads() == []
     store.close()
+
+
+def test_an_object_that_reads_back_wrong_is_removed_and_the_write_retried(bucket: Bucket) -> None:
+    """The check is ours, not the server's: a store that returns other bytes than it was sent."""
+    store = open_store(Settings(storage_url=bucket.url, storage_endpoint_url=bucket.server.endpoint))
+    key = f"voice/{ACCOUNT_SID}/RE{'3' * 32}.wav"
+    bucket.server.gate = Gate(corrupts=lambda env: env["REQUEST_METHOD"] == "GET" and env["PATH_INFO"].endswith(".wav"))
+    with pytest.raises(TransientError, match="read back from storage differently from what was sent; removed"):
+        store.put_media(key, iter([b"sent bytes"]))
+    bucket.server.gate = Gate()
+    assert bucket.objects() == {}
+    assert store.put_media(key, iter([b"sent bytes"])).size == 10 and bucket.objects() == {f"{bucket.prefix}/{key}": b"sent bytes"}
+    store.close()
+
+
+def test_an_unreachable_store_is_retried_not_failed_for_good(
+    s3_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any, redis: Redis,
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = s3_settings(storage_endpoint_url=f"http://127.0.0.1:{port}", retry_base_seconds=60)
+    receiver = start_receiver(settings)
+    rec = standin.state.add_voice(account_sid=ACCOUNT_SID)
+    receiver.post(receiver.url(), voice_callback(rec))
+    drain(settings)
+    job_id = f"rr-voice-{rec.sid}-completed"
+    assert ScheduledJobRegistry("recordings", connection=redis, serializer=JSONSerializer).get_job_ids() == [job_id]
+    timeline = [json.loads(e) for e in redis.lrange(f"rr:timeline:voice:{rec.sid}", 0, -1)]
+    assert [(e["outcome"], e.get("error")) for e in timeline if e.get("kind") == "job"] == [
+        ("failed (transient)", "storage unreachable: EndpointConnectionError")]
 
 
 def test_two_runs_racing_on_one_recording_leave_one_object_each_never_replaced(
