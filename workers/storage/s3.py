@@ -4,13 +4,14 @@ Library: boto3 (botocore). Compared on what this store needs:
 - boto3: multipart by hand (create/upload_part/complete) streams from any iterator with one part
   buffered; `IfNoneMatch="*"` on put_object and on complete_multipart_upload, so even a multipart
   write is create-only; SSE, KMS key and storage class are plain arguments; sync, which suits our
-  threaded RQ workers; ~15 MB installed (botocore's service data), loaded only for s3://.
+  threaded RQ workers. botocore is 32 MB installed; loading it with a client costs a worker ~37 MB
+  of RSS, so it is imported only for s3://.
 - obstore: streams multipart uploads from an iterator, but its create-only mode falls back to one
-  in-memory PUT: a 500 MB recording would sit in memory. Small install (Rust), async-first.
-- aioboto3/aiobotocore: boto3's API on asyncio, pinned to exact botocore releases; our workers
+  in-memory PUT: a 500 MB recording would sit in memory. One Rust wheel, no botocore.
+- aioboto3/aiobotocore: boto3's API on asyncio, each release pinned to a narrow botocore range; our workers
   are threads, so it would add an event loop for nothing.
-- s3fs: a filesystem layer on aiobotocore; no create-only multipart completion, and unpinned it
-  resolved (with boto3) to a release from 2020.
+- s3fs: a file-like layer over aiobotocore, so the same pins; installed unpinned beside boto3 it
+  resolved to an s3fs from 2020. Its write path hides the multipart calls we need to condition.
 Checksums: the store's own (ETag, x-amz-checksum-*) are not relied on (moto, and some
 S3-compatible servers, do not check them): each object is read back and hashed after its write.
 """
