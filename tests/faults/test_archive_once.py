@@ -25,12 +25,12 @@ from tests.e2e.test_voice_pipeline import callback
 from tests.faults.test_faults_worker import ROOT, _worker_env
 from tests.support.rq_jobs import failure_trace
 from tests.support.servers import wait_for
-from workers.archive_sweep import sweep
 from workers.commands.settings import Settings
 from workers.failures import Deferred
 from workers.jobs.archive_claim import ArchiveClaims
 from workers.jobs.catalog import Catalog
 from workers.jobs.throttle import AccountThrottle
+from workers.storage.sweep import sweep
 
 
 def _files(settings: Settings, sid: str) -> tuple[Path, Path]:

@@ -54,14 +54,12 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "workers.failures": ("receiver.kernel",),
     "workers.settings": ("receiver.kernel",),
     "workers.twilio_rest": ("receiver.kernel", "workers.failures", "workers.settings"),
-    "workers.archive": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest"),
-    "workers.archive_record": ("receiver.kernel", "workers.failures", "workers.archive"),
-    "workers.archive_sweep": ("receiver.kernel",),
-    "workers.jobs": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.archive",
-                     "workers.archive_record"),
+    # Storage knows nothing of Twilio or jobs: it takes a stream of chunks and keeps them.
+    "workers.storage": ("receiver.kernel", "workers.failures", "workers.settings"),
+    "workers.jobs": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.storage"),
     "workers.reconcile": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.jobs"),
     "workers.runtime": ("receiver.kernel", "workers.failures", "workers.settings", "workers.jobs", "workers.reconcile",
-                        "workers.archive_sweep"),
+                        "workers.storage"),
     # The composition root: the one room that sees every other (it builds each role's parts).
     "workers.commands": ("receiver", "workers", "console"),
 }

@@ -86,6 +86,7 @@ def test_every_setting_is_read_from_its_environment_variable(tmp_path: Path) -> 
         "OUTAGE_RESPONSE": "503", "LOG_FORMAT": "json", "TWILIO_ACCOUNTS_FILE": str(tmp_path / "a.json"),
         "ADMIN_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8", "PUBLIC_BASE_URL": "https://hooks.example.com",
         "LOG_LEVEL": "DEBUG", "REDIS_URL": "redis://value-of-redis-url:6379/0", "REDIS_PIPE": "stock",
+        "STORAGE_SSE": "aws:kms", "STORAGE_URL": "s3://value-of-storage-url/prefix",
     }
     env = {}
     for name, field in FIELDS.items():

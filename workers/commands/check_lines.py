@@ -51,3 +51,20 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def storage(settings: Settings) -> Finding | None:
+    """Object storage is probed (a probe object written and deleted); a local directory is not,
+    `up` and the first job create it."""
+    if settings.storage_bucket is None:
+        return None
+    from receiver.kernel.errors import RecordingReceiverError
+    from workers.storage import open_store
+
+    store = open_store(settings)
+    try:
+        return Finding(store.probe())
+    except RecordingReceiverError as exc:
+        return Finding(f"storage    {exc}", ok=False)
+    finally:
+        store.close()

@@ -85,7 +85,7 @@ def _run_up(supervisor: Supervisor, settings: Settings, env: dict[str, str], hos
     for route in ROUTES:
         click.echo(f"callback   {base}/twilio/recordings/{route}")
     click.echo(f"health     http://{host}:{port}/healthz")
-    click.echo(f"storage    {settings.storage_dir or data_dir / 'recordings'}")
+    click.echo(f"storage    {settings.storage_url or settings.storage_dir or data_dir / 'recordings'}")
     for line in console.lines:
         click.echo(line)
     click.echo("Press Ctrl-C to stop.")

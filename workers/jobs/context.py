@@ -18,6 +18,8 @@ from workers.jobs.catalog import Catalog
 from workers.jobs.job_stats import JobStats
 from workers.jobs.throttle import AccountThrottle
 from workers.settings import WorkerSettings
+from workers.storage import open_store
+from workers.storage.seam import Store
 from workers.twilio_rest.client import TwilioRest
 from workers.twilio_rest.egress import Egress, origins
 
@@ -57,6 +59,10 @@ class WorkerContext:
         return ArchiveClaims(self.redis, self.settings.worker_lease_seconds)
 
     @cached_property
+    def store(self) -> Store:
+        return open_store(self.settings)
+
+    @cached_property
     def throttle(self) -> AccountThrottle:
         return AccountThrottle(self.redis)
 
@@ -87,6 +93,8 @@ class WorkerContext:
             self.rest.close()
         if "redis" in built:
             self.redis.close()
+        if "store" in built:
+            self.store.close()
 
     def account(self, account_sid: str) -> Account:
         account = self.accounts.get(account_sid)

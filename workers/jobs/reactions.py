@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from receiver.kernel.events import ERROR_MEANINGS, RecordingEvent
-from workers import archive_record
-from workers.archive import Placement, Stored, digest, download, write_json
+from workers.failures import PermanentError
 from workers.jobs.context import WorkerContext
-from workers.twilio_rest import sources
+from workers.storage import record as archive_record
+from workers.storage.seam import AlreadyStored, Keys, Stored, name_of
+from workers.twilio_rest import media_stream, sources
 from workers.twilio_rest.sources import MediaLocation, SourceApi
 
 if TYPE_CHECKING:
@@ -27,15 +28,14 @@ def completed(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
     with ctx.claims.hold(event.source.value, event.sid):
         if ctx.catalog.get(event.source.value, event.sid).get("archived_at"):
             return {"archived": "already", "media": state.get("media_path")}
-        place = _placement(ctx, event, None)
+        keys = _keys(event, None)
         # Under the claim no other run writes this recording: any temp file of it is a dead
         # run's, even one whose record made it into place just before it died.
-        place.remove_temps()
-        record = archive_record.read(place.metadata)
+        ctx.store.forget_partials(keys.record)
+        record = archive_record.read(ctx.store, keys.record)
         if record is not None:
             # A run that died after its commit record: archived already, only the catalog lags.
-            archive_record.verify(record, place.metadata.parent)
-            return _bookkeep(ctx, event, place.metadata, record, "recovered")
+            return _recovered(ctx, event, keys, record)
         return _archive(ctx, event)
 
 
@@ -45,53 +45,77 @@ def _archive(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
     location = api.media_from_sids(ctx, account, event)
     stored: Stored | None
     if location is not None:
-        place = _placement(ctx, event, location)
-        metadata, stored = _fetch_while_downloading(ctx, api, account, event, location, place)
+        keys = _keys(event, location)
+        metadata, stored = _fetch_while_downloading(ctx, api, account, event, location, keys)
     else:
         metadata = api.fetch(ctx, account, event.sid)
         location = api.media(ctx, account, event, metadata)
-        place = _placement(ctx, event, location)
-        stored = _media(ctx, location, place) if location is not None else None
-    media = archive_record.media_entry(place.media, stored, location.ext) if location and stored else None
+        keys = _keys(event, location)
+        stored = _media(ctx, location, keys) if location is not None else None
+    media = archive_record.media_entry(keys.media, stored, location.ext) if location and stored else None
     record = archive_record.build(metadata, event.to_payload(), media)
-    write_json(place.metadata, record)
-    return _bookkeep(ctx, event, place.metadata, record, "now")
+    try:
+        ctx.store.put_record(keys.record, archive_record.encode(record))
+    except AlreadyStored:
+        # Another run's record won the create-only write: theirs is the archive, once it checks out.
+        theirs = archive_record.read(ctx.store, keys.record)
+        if theirs is None:
+            raise
+        return _recovered(ctx, event, keys, theirs)
+    return _bookkeep(ctx, event, keys, record, "now")
 
 
-def _bookkeep(ctx: WorkerContext, event: RecordingEvent, record_path: Path, record: dict[str, Any], how: str) -> dict[str, Any]:
+def _recovered(ctx: WorkerContext, event: RecordingEvent, keys: Keys, record: dict[str, Any]) -> dict[str, Any]:
+    archive_record.verify(record, ctx.store, keys.folder)
+    return _bookkeep(ctx, event, keys, record, "recovered")
+
+
+def _bookkeep(ctx: WorkerContext, event: RecordingEvent, keys: Keys, record: dict[str, Any], how: str) -> dict[str, Any]:
     media = record.get("media") or None
     metadata = record.get("recording") or {}
-    media_path = str(record_path.parent / media["file"]) if media else None
+    media_path = ctx.store.where(f"{keys.folder}/{media['file']}") if media else None
     ctx.catalog.update(
         event.source.value, event.sid,
-        archived_at=time.time(), media_path=media_path, metadata_path=str(record_path),
+        archived_at=time.time(), media_path=media_path, metadata_path=ctx.store.where(keys.record),
         media_bytes=media["bytes"] if media else None, media_sha256=media.get("sha256") if media else None,
         duration=metadata.get("duration"), date_created=metadata.get("date_created"),
     )
     return {"archived": how, "media": media_path, "bytes": media["bytes"] if media else 0}
 
 
-def _placement(ctx: WorkerContext, event: RecordingEvent, location: MediaLocation | None) -> Placement:
+def _keys(event: RecordingEvent, location: MediaLocation | None) -> Keys:
     ext = location.ext if location else "none"
-    return Placement.of(ctx.settings.storage_path, event.source.value, event.account_sid, event.sid, ext)
+    return Keys.of(event.source.value, event.account_sid, event.sid, ext)
 
 
-def _media(ctx: WorkerContext, location: MediaLocation, place: Placement) -> Stored:
+def _media(ctx: WorkerContext, location: MediaLocation, keys: Keys) -> Stored:
     """A download an earlier attempt completed (its job then failed on metadata, or died before
-    the record) is kept, never fetched again: it was linked into place only once whole."""
-    if place.media.exists():
-        return digest(place.media)
-    return download(ctx.egress, location.url, place.media, auth=location.auth, expected=location.expected_bytes)
+    the record) is kept, never fetched again: it was put in place only once whole."""
+    kept = ctx.store.digest(keys.media) if ctx.store.exists(keys.media) else None
+    if kept is not None:
+        return kept
+    chunks = media_stream.chunks(ctx.egress, location.url, auth=location.auth, expected=location.expected_bytes)
+    try:
+        with contextlib.closing(chunks):
+            return ctx.store.put_media(keys.media, chunks)
+    except AlreadyStored as race:
+        # Another run won the create-only write: theirs stays (never replaced) if it is the same media.
+        theirs = ctx.store.digest(keys.media)
+        if theirs is None or race.ours is None:
+            raise
+        if theirs != race.ours:
+            raise PermanentError(f"{name_of(keys.media)} in storage differs from the media Twilio served") from None
+        return theirs
 
 
 def _fetch_while_downloading(
-    ctx: WorkerContext, api: SourceApi, account: Account, event: RecordingEvent, location: MediaLocation, place: Placement
+    ctx: WorkerContext, api: SourceApi, account: Account, event: RecordingEvent, location: MediaLocation, keys: Keys
 ) -> tuple[dict[str, Any], Stored]:
     """Both Twilio calls at once: with Twilio's latency on each, one after the other was most
     of a recording's callback-to-archived time. A metadata failure wins (it is the one a
     serial run would have met first); a download that completed meanwhile is kept for the retry."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="media") as pool:
-        downloading = pool.submit(_media, ctx, location, place)
+        downloading = pool.submit(_media, ctx, location, keys)
         metadata = api.fetch(ctx, account, event.sid)
         return metadata, downloading.result()
 

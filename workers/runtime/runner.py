@@ -10,12 +10,12 @@ from redis.exceptions import RedisError
 
 from receiver.kernel import logs
 from receiver.kernel.redis_client import sync_redis
-from workers import archive_sweep
 from workers.jobs import context
 from workers.reconcile import job as reconcile_job
 from workers.runtime.rq_internals import orphan_mend
 from workers.runtime.rq_internals.pool import ThreadPool
 from workers.settings import WorkerSettings
+from workers.storage import sweep as archive_sweep
 
 log = logs.get("workers.runtime.runner")
 
@@ -62,7 +62,10 @@ def _at_start(settings: WorkerSettings, redis: Redis) -> None:
 
 def _sweep_temp_files(settings: WorkerSettings) -> None:
     """Temp files no job can still be writing (untouched for a whole job timeout): orphans of
-    workers killed mid-write whose recordings never got another attempt."""
+    workers killed mid-write whose recordings never got another attempt. Object storage has none:
+    an unfinished multipart upload is invisible, and the bucket's lifecycle rule reclaims it."""
+    if settings.storage_bucket is not None:
+        return
     try:
         removed = archive_sweep.sweep(settings.storage_path, older_than_seconds=settings.job_timeout_seconds)
     except OSError as exc:  # storage unreadable now: the jobs will say so with the reason
