@@ -28,7 +28,7 @@ def sync_redis(settings: SharedSettings, **kwargs: Any) -> redis.Redis:
 
 def async_redis(settings: SharedSettings, **kwargs: Any) -> redis.asyncio.Redis:
     """Like `sync_redis`, for asyncio: redis-py's own connection classes (the hot path packs its
-    commands itself, in receiver/redis_pipe/command_pipe.py)."""
+    commands itself, in receiver/app/redis_pipe/command_pipe.py)."""
     if settings.redis_sentinels:
         sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
             settings.sentinel_addresses, sentinel_kwargs=_sentinel_kwargs(settings, kwargs), **kwargs

@@ -15,17 +15,17 @@ from workers.runtime.rq_internals import atomic_retry
 # from, rq 3.0.0). On a failure: read RQ's change, carry what matters into our place, then
 # record the new digest here.
 COPIED = {
-    "rq.job.Job.retry": ("workers/rq_runtime/atomic_retry.py: AtomicRetryJob.retry", atomic_retry.COPIED_SOURCE_SHA256),
+    "rq.job.Job.retry": ("workers/runtime/rq_internals/atomic_retry.py: AtomicRetryJob.retry", atomic_retry.COPIED_SOURCE_SHA256),
     "rq.worker.base.BaseWorker.clean_registries": (
-        "workers/rq_runtime/thread_worker.py: ThreadWorker.clean_registries (a short lock instead of RQ's)",
+        "workers/runtime/rq_internals/thread_worker.py: ThreadWorker.clean_registries (a short lock instead of RQ's)",
         "3b6158366e582b3c81007c27f4a7b534715c09d2d7f095f67abe9b83acf3ea4e",
     ),
     "rq.worker.base.BaseWorker.handle_exception": (
-        "workers/rq_runtime/thread_worker.py: ThreadWorker.handle_exception (one log line per failure)",
+        "workers/runtime/rq_internals/thread_worker.py: ThreadWorker.handle_exception (one log line per failure)",
         "978511dbc9008843c02eeb19ea5c633050a0857d15d78e4703645bc0e0c0af72",
     ),
     "rq.scheduler.RQScheduler.start": (
-        "workers/rq_runtime/thread_worker.py: ThreadScheduler.start (a thread instead of a forked process)",
+        "workers/runtime/rq_internals/thread_worker.py: ThreadScheduler.start (a thread instead of a forked process)",
         "eb4f7e87507912ff92cedf8624815630d60b39587f394585fd4e4e16a43db8e5",
     ),
 }

@@ -52,7 +52,7 @@ def _abandoned_job(redis: Redis, job_class: type[Job]) -> Job:
 
 
 def _clean_up(redis: Redis, job_class: type[Job]) -> None:
-    """The maintenance our workers run (workers/rq_runtime/thread_worker.py), on a queue of `job_class`."""
+    """The maintenance our workers run (workers/runtime/rq_internals/thread_worker.py), on a queue of `job_class`."""
     clean_registries(Queue("callbacks", connection=redis, serializer=JSONSerializer, job_class=job_class))
 
 

@@ -1,4 +1,8 @@
-"""The comparison receivers for the benchmark: a bare no-op endpoint and the tutorial receiver."""
+"""The comparison receivers for the benchmark: bare no-op endpoints and the tutorial receiver.
+
+Each factory ends with the collector settings `recording-receiver serve` applies to the receiver
+(workers.commands.gc_tuning), so every case runs in a process set up the same way.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from twilio.request_validator import RequestValidator
+
+from workers.commands import gc_tuning
 
 
 async def _noop(request: Request) -> Response:
@@ -20,7 +27,27 @@ async def _noop(request: Request) -> Response:
 
 def bare_app() -> Starlette:
     """The ceiling: Starlette reading the body and answering 204, nothing else."""
-    return Starlette(routes=[Route("/twilio/recordings/voice", _noop, methods=["POST"])])
+    app = Starlette(routes=[Route("/twilio/recordings/voice", _noop, methods=["POST"])])
+    gc_tuning.tune_for_serving()
+    return app
+
+
+async def _asgi_noop(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":  # the lifespan: nothing to start
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def asgi_app() -> ASGIApp:
+    """A higher ceiling: a raw ASGI callable reading the body and answering 204 on any path, as
+    the receiver's callback routes skip Starlette (receiver.app.factory.FastPath)."""
+    gc_tuning.tune_for_serving()
+    return _asgi_noop
 
 
 def tutorial_app() -> Starlette:
@@ -38,4 +65,6 @@ def tutorial_app() -> Starlette:
         queue.enqueue("workers.jobs.process_recording", params)
         return Response(status_code=204)
 
-    return Starlette(routes=[Route("/twilio/recordings/voice", voice, methods=["POST"])])
+    app = Starlette(routes=[Route("/twilio/recordings/voice", voice, methods=["POST"])])
+    gc_tuning.tune_for_serving()
+    return app

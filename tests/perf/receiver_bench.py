@@ -1,12 +1,17 @@
-"""Receiver benchmark: bare no-op endpoint vs the tutorial receiver vs ours (stock and fast pipe), one run.
+"""Receiver benchmark: bare no-op endpoints vs the tutorial receiver vs ours (stock and fast pipe), one run.
 
     python -m tests.perf.receiver_bench [--seconds 10] [--connections 64] [--rounds 3] [--cases bare,stock,fast]
 
 Every case runs in one uvicorn process with the same settings on a free loopback port, driven by
 wrk cycling through distinct, correctly signed voice callbacks; the table ends with the check
 that every 2xx became exactly one queued job. Cases take turns for --rounds rounds and the table
-shows each case's median round. `stock` and `fast` are both recording-receiver, with
-REDIS_PIPE=stock (redis-py's public asyncio client) and REDIS_PIPE=fast (the pipelined connection).
+shows each case's median round. `stock` and `fast` are both recording-receiver as `serve` builds
+it (workers.commands.serve_processes.served_app: the app, then the collector tuned), with
+REDIS_PIPE=stock (redis-py's public asyncio client) and REDIS_PIPE=fast (the pipelined connection);
+`bare` is Starlette answering 204, `asgi` a raw ASGI callable doing the same, both with the same
+collector settings. Beside throughput: the server's CPU time per request and Redis's CPU share
+(Redis shares a core with wrk), and the load average when each round started, since on a shared
+machine that is what the figures mostly follow.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class Row:
     rss_mb: float
     jobs: int | None
     distinct_jobs: int | None
+    redis_cpu: float
+    load: float  # the 1-minute load average when the round started
 
     def check(self, connections: int) -> str:
         """Every 2xx is one job, and no recording is queued twice. wrk stops with up to one
@@ -75,26 +82,35 @@ class Row:
             return "DUPLICATE"
         return "ok" if 0 <= self.jobs - ok_2xx <= connections else "MISMATCH"
 
+    @property
+    def cpu_per_request_us(self) -> float:
+        """The server's CPU time per answered request: what its throughput is once it has a core."""
+        return self.cpu * 10_000 / self.wrk.rps if self.wrk.rps else float("nan")
+
 
 def run_case(
-    name: str, case: Case, env: dict[str, str], redis: Redis, bodies: Path, args: argparse.Namespace, cpus: set[int] | None
+    name: str, case: Case, env: dict[str, str], redis_proc: RedisProcess, bodies: Path, args: argparse.Namespace,
+    cpus: set[int] | None,
 ) -> Row:
     seconds, connections, threads = args.seconds, args.connections, args.wrk_threads
+    redis = redis_proc.client()
     redis.flushall()
+    load = os.getloadavg()[0]
     server = start_uvicorn(case.target, {**env, **case.env}, factory=True, cpus=cpus)
     try:
         run_wrk(server.base_url, bodies, 2, connections, threads)  # warm-up, then start clean
         settled(redis)
         redis.flushall()
         compacted(redis)
-        with Sampler(server.proc.pid) as sampler:
+        with Sampler(server.proc.pid) as sampler, Sampler(redis_proc.proc.pid) as redis_sampler:
             result = run_wrk(server.base_url, bodies, seconds, connections, threads)
     finally:
         stop(server)
-    if name == "bare":
-        return Row(name, result, busy(sampler, result), sampler.peak_rss / 2**20, None, None)
-    ids = redis.lrange("rq:queue:recordings", 0, -1)
-    return Row(name, result, busy(sampler, result), sampler.peak_rss / 2**20, len(ids), len(set(ids)))
+    cpu, redis_cpu = busy(sampler, result), busy(redis_sampler, result)
+    ids: list[bytes] = redis.lrange("rq:queue:recordings", 0, -1)  # type: ignore[assignment]
+    redis.close()
+    jobs, distinct = (None, None) if name in NO_JOBS else (len(ids), len(set(ids)))
+    return Row(name, result, cpu, sampler.peak_rss / 2**20, jobs, distinct, redis_cpu, load)
 
 
 def busy(sampler: Sampler, result: WrkResult) -> float:
@@ -134,12 +150,19 @@ class Case:
     env: dict[str, str]
 
 
+# Ours as `serve` runs it: before, the bench built receiver.app.factory:create_app, which (rightly) leaves
+# the collector alone since `serve` tunes it, so it measured a receiver nobody runs, default
+# collector thresholds and full collections of start-up objects in its p99.
+SERVED = "workers.commands.serve_processes:served_app"
 CASES = {
     "bare": Case("tests.perf.apps:bare_app", {}),
+    "asgi": Case("tests.perf.apps:asgi_app", {}),
     "tutorial": Case("tests.perf.apps:tutorial_app", {}),
-    "stock": Case("receiver.app.factory:create_app", {"REDIS_PIPE": "stock"}),
-    "fast": Case("receiver.app.factory:create_app", {"REDIS_PIPE": "fast"}),
+    "stock": Case(SERVED, {"REDIS_PIPE": "stock"}),
+    "fast": Case(SERVED, {"REDIS_PIPE": "fast"}),
 }
+NO_JOBS = {"bare", "asgi"}  # cases that queue nothing, so have no jobs to check
+DEFAULT_CASES = ("bare", "tutorial", "stock", "fast")
 
 
 def median_round(runs: list[Row]) -> Row:
@@ -152,8 +175,8 @@ def table(rows: list[Row], connections: int) -> str:
     bare, tutorial = named.get("bare"), named.get("tutorial")
     lines = [
         f"machine: {platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, Python {platform.python_version()}",
-        f"{'case':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU %':>8}{'RSS MB':>8}{'vs bare':>9}{'p99/bare':>9}"
-        f"{'vs tut.':>9}{'2xx':>9}{'jobs':>9}{'check':>8}",
+        f"{'case':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU %':>8}{'µs/req':>8}{'Redis %':>8}{'RSS MB':>8}"
+        f"{'vs bare':>9}{'p99/bare':>9}{'vs tut.':>9}{'2xx':>9}{'jobs':>9}{'check':>8}{'load':>6}",
     ]
     for row in rows:
         w = row.wrk
@@ -162,8 +185,9 @@ def table(rows: list[Row], connections: int) -> str:
         vs_bare = f"{w.rps / bare.rps:>9.0%}{w.p99_ms / bare.p99_ms:>8.2f}x" if bare else f"{'-':>9}{'-':>9}"
         vs_tutorial = f"{w.rps / tutorial.rps:>8.1f}x" if tutorial else f"{'-':>9}"
         lines.append(
-            f"{row.name:<10}{w.rps:>10.0f}{w.p50_ms:>9.2f}{w.p99_ms:>9.2f}{row.cpu:>8.0f}{row.rss_mb:>8.0f}"
-            f"{vs_bare}{vs_tutorial}{ok_2xx:>9}{row.jobs if row.jobs is not None else '-':>9}{check:>8}"
+            f"{row.name:<10}{w.rps:>10.0f}{w.p50_ms:>9.2f}{w.p99_ms:>9.2f}{row.cpu:>8.0f}{row.cpu_per_request_us:>8.0f}"
+            f"{row.redis_cpu:>8.0f}{row.rss_mb:>8.0f}{vs_bare}{vs_tutorial}{ok_2xx:>9}"
+            f"{row.jobs if row.jobs is not None else '-':>9}{check:>8}{row.load:>6.2f}"
         )
     return "\n".join(lines)
 
@@ -178,7 +202,7 @@ def main() -> None:
     # This machine's speed drifts by the hour: cases take turns, round after round, and the
     # table shows each case's median round, so a slow spell does not land on one case alone.
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    parser.add_argument("--cases", default=",".join(DEFAULT_CASES), help=f"comma-separated, of {', '.join(CASES)}")
     args = parser.parse_args()
     names = args.cases.split(",")
     if not set(names) <= set(CASES):
@@ -192,20 +216,23 @@ def main() -> None:
         if split:
             os.sched_setaffinity(0, split[1])  # this process, wrk and Redis (started from here)
         redis_proc = RedisProcess(work / "redis")
-        redis = redis_proc.client()
         env = {"REDIS_URL": redis_proc.url, "PUBLIC_BASE_URL": PUBLIC, "TWILIO_ACCOUNT_SID": ACCOUNT,
                "TWILIO_AUTH_TOKEN": TOKEN, "DATA_DIR": str(work / "data"), "LOG_FORMAT": "json"}
         rounds: dict[str, list[Row]] = {name: [] for name in cases}
         try:
             for _ in range(args.rounds):
                 for name, case in cases.items():
-                    rounds[name].append(run_case(name, case, env, redis, bodies, args, split[0] if split else None))
+                    rounds[name].append(run_case(name, case, env, redis_proc, bodies, args, split[0] if split else None))
         finally:
             redis_proc.stop()
     rows = [median_round(runs) for runs in rounds.values()]
     print(table(rows, args.connections))
     for name, runs in rounds.items():
-        each = ", ".join(f"{run.wrk.rps:.0f} (p99 {run.wrk.p99_ms:.1f} ms, {run.check(args.connections)})" for run in runs)
+        each = ", ".join(
+            f"{run.wrk.rps:.0f} (p99 {run.wrk.p99_ms:.1f} ms, {run.cpu_per_request_us:.0f} µs/req, load {run.load:.2f}, "
+            f"{run.check(args.connections)})"
+            for run in runs
+        )
         print(f"{name:<9} req/s by round: {each}")
     if split:
         print("each server pinned to its own core; wrk and Redis share the other")

@@ -10,7 +10,7 @@ from rq.registry import ScheduledJobRegistry
 
 # Atomic per job: a job that is scheduled properly, or that the scheduler is moving to the queue
 # right now, is never touched. A job's status and its registry entry change in one transaction
-# (workers/rq_runtime/atomic_retry.py, RQ's scheduler), so only an orphan is "scheduled" and not scheduled.
+# (workers/runtime/rq_internals/atomic_retry.py, RQ's scheduler), so only an orphan is "scheduled" and not scheduled.
 _MEND = """
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local fields = redis.call('HMGET', KEYS[1], 'status', 'origin')
