@@ -24,6 +24,10 @@ COPIED = {
         "workers/runtime/rq_internals/thread_worker.py: ThreadWorker.handle_exception (one log line per failure)",
         "978511dbc9008843c02eeb19ea5c633050a0857d15d78e4703645bc0e0c0af72",
     ),
+    "rq.worker.base.BaseWorker.unsubscribe": (
+        "workers/runtime/rq_internals/thread_worker.py: ThreadWorker.unsubscribe (waits for the pubsub thread)",
+        "2d502abd0ef3f9092e59219b24497b7b618de325fda4403445ece6bc403e87ba",
+    ),
     "rq.scheduler.RQScheduler.start": (
         "workers/runtime/rq_internals/thread_worker.py: ThreadScheduler.start (a thread instead of a forked process)",
         "eb4f7e87507912ff92cedf8624815630d60b39587f394585fd4e4e16a43db8e5",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from types import TracebackType
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import RedisError
 from rq import SimpleWorker, worker_registration
 from rq.executions import Execution
 from rq.job import Job
@@ -26,6 +28,8 @@ log = logs.get("workers.runtime.rq_internals.thread_worker")
 # How long a blocking dequeue may last before the thread looks for a stop request again (and,
 # idle, heartbeats again).
 DEQUEUE_SLICE_SECONDS = 2
+# How long a stopping worker waits for its pubsub thread (see `ThreadWorker.unsubscribe`).
+PUBSUB_STOP_SECONDS = 10
 
 
 class ThreadWorker(SimpleWorker):
@@ -155,6 +159,22 @@ class ThreadWorker(SimpleWorker):
 
     def request_warm_stop(self) -> None:
         self._stop_requested = True
+
+    def unsubscribe(self) -> None:
+        """RQ's, except that the thread is told to stop before UNSUBSCRIBE goes out, and that the
+        connection is closed only once the thread has ended. RQ unsubscribes first: when the
+        thread read the reply before the stop, it went on to wait a minute for a subscription;
+        then RQ closed the connection under it after one second, and a thread still reading
+        reconnected and leaked the socket. Told first, the thread ends on the reply."""
+        thread, pubsub = self.pubsub_thread, self.pubsub
+        if thread is None or pubsub is None:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        thread.stop()
+        with contextlib.suppress(RedisError):  # Redis gone: the thread ends on its own error
+            pubsub.unsubscribe()
+        thread.join(timeout=PUBSUB_STOP_SECONDS)
+        pubsub.close()
 
     def deregister(self) -> None:
         """RQ's goodbye (`register_death`, as its teardown says it), for a worker whose thread is

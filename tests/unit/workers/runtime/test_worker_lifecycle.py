@@ -333,12 +333,6 @@ def test_thread_that_does_not_end_in_time_is_deregistered_for_it(
         for slot in pool._slots:
             if slot.thread is not None:
                 slot.thread.join(timeout=30)
-            # RQ's unsubscribe waits 1 s for the worker's pubsub thread, then closes under it; on a
-            # loaded machine that thread outlives the wait and may take a connection after the
-            # client below is closed, leaking its socket (a ResourceWarning in a later test).
-            pubsub_thread = slot.worker.pubsub_thread if slot.worker is not None else None
-            if pubsub_thread is not None:
-                pubsub_thread.join(timeout=90)
         pool_redis.close()
 
 
@@ -354,3 +348,22 @@ def test_name_a_previous_run_still_holds_is_not_reused(
     job = enqueue(redis, "os.getpid")
     drain(make_settings(worker_threads=1))
     assert status(job) == JobStatus.FINISHED
+
+
+def test_a_stopping_worker_waits_for_its_pubsub_thread_before_closing_its_connection(redis_url: str) -> None:
+    # RQ's unsubscribe waits one second, then closes the connection under a thread that may still
+    # read from it; that thread then reconnects and leaks the socket. Ours waits for the thread.
+    client = Redis.from_url(redis_url)
+    worker = ThreadWorker([Queue(QUEUE, connection=client)], name="pubsub-test", connection=client)
+    try:
+        worker.subscribe()
+        thread = worker.pubsub_thread
+        assert thread is not None
+        # A stop that reaches redis-py's thread before its loop starts is lost (the loop then runs
+        # on): RQ stops a worker long after subscribing, so the test waits for the loop too.
+        wait_for(thread._running.is_set, what="the pubsub thread to run")
+        worker.unsubscribe()
+        assert not thread.is_alive()
+        assert worker.pubsub is not None and worker.pubsub.connection is None
+    finally:
+        client.close()
