@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from twilio.rest import Client
 
 from receiver.kernel.events import Status
+from workers.twilio_rest import calls as rest_calls
 from workers.twilio_rest import paging
 from workers.twilio_rest.sources import Listed, MediaLocation, details
 from workers.twilio_rest.timestamps import iso_z, parse
@@ -71,6 +72,11 @@ class VoiceApi:
         fmt = ctx.settings.media_format
         url = media_url(ctx.settings.twilio_api_base_url, account.sid, event.sid, fmt)
         return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)
+
+    def delete(self, ctx: RestContext, account: Account, sid: str) -> None:
+        # Twilio keeps the metadata 40 days (status "deleted", listed with IncludeSoftDeleted); the media goes.
+        url = f"{ctx.settings.twilio_api_base_url}/2010-04-01/Accounts/{account.sid}/Recordings/{sid}.json"
+        rest_calls.delete(ctx.rest.client(account), url)
 
     def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
         # Soft-deleted ones too, so a recording deleted before we archived it is seen and reported.
