@@ -252,3 +252,36 @@ def test_a_delay_schedules_the_deletion_that_far_ahead(
     [due] = deletion_schedule.pending(settings, redis)
     assert due.sid == rec.sid and due.hold is None and due.due is not None
     assert abs(due.due.timestamp() - (float(Catalog(redis).get("voice", rec.sid)["archived_at"]) + 12 * 3600)) < 120
+
+
+# -- the reconciler after a deletion -------------------------------------------------------------
+
+def _forget_ledger(redis: Redis) -> None:
+    """What LEDGER_TTL_SECONDS does in the end: the dedupe records are gone."""
+    for key in redis.scan_iter("rr:ledger:*"):
+        redis.delete(key)
+
+
+@pytest.mark.parametrize("source", ["voice", "video"])
+def test_the_reconciler_never_queues_a_recording_we_deleted(
+    source: str, pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver],
+    standin: Any, redis: Redis,
+) -> None:
+    from workers.reconcile import reconciler
+
+    settings = pipeline_settings(**ON)
+    rec = _archive(settings, start_receiver(settings), standin, source)
+    assert _deletes(standin, source, rec.sid) == [204]
+    _forget_ledger(redis)
+
+    # Twilio still lists it (voice: soft-deleted, with IncludeSoftDeleted), as deleted.
+    report = reconciler.run_once(settings, sources=[source])
+    assert report.ok and report.total("queued") == 0
+    # And a list that lags behind the deletion, still calling it completed, queues nothing either.
+    standin.state.get(source, rec.sid).status = "completed"
+    report = reconciler.run_once(settings, sources=[source])
+    [row] = report.rows
+    assert (row.seen, row.missing, row.queued, row.deleted) == (1, 0, 0, 1)
+    assert Queue("recordings", connection=redis, serializer=JSONSerializer).count == 0
+    drain(settings)
+    assert _deletes(standin, source, rec.sid) == [204]
