@@ -74,15 +74,23 @@ class WorkerSettings(SharedSettings):
     # How long after its archive a recording is deleted at Twilio: `7d`, `12h`, `30m` or `0` (at once).
     delete_delay: str = "7d"
 
-    @field_validator("delete_delay")
+    # How long a voice recording's deletion waits for its transcriptions still in progress at
+    # Twilio (same units; `0`: never looks). Past it the recording is deleted all the same.
+    delete_transcription_wait: str = "1h"
+
+    @field_validator("delete_delay", "delete_transcription_wait")
     @classmethod
-    def _check_delete_delay(cls, value: str) -> str:
+    def _check_delay(cls, value: str) -> str:
         delay_seconds(value)
         return value.strip().lower()
 
     @property
     def delete_delay_seconds(self) -> int:
         return delay_seconds(self.delete_delay)
+
+    @property
+    def delete_transcription_wait_seconds(self) -> int:
+        return delay_seconds(self.delete_transcription_wait)
 
     @field_validator("twilio_api_base_url", "twilio_video_base_url", "twilio_media_base_url")
     @classmethod

@@ -285,3 +285,55 @@ def test_the_reconciler_never_queues_a_recording_we_deleted(
     assert Queue("recordings", connection=redis, serializer=JSONSerializer).count == 0
     drain(settings)
     assert _deletes(standin, source, rec.sid) == [204]
+
+
+# -- transcriptions ------------------------------------------------------------------------------
+
+def test_a_recording_twilio_is_transcribing_waits_for_the_transcription(
+    pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any, redis: Redis
+) -> None:
+    settings = pipeline_settings(**ON)
+    receiver = start_receiver(settings)
+    rec = standin.state.add_voice(account_sid=ACCOUNT_SID)
+    standin.state.add_transcription(rec.sid, "completed")
+    transcription = standin.state.add_transcription(rec.sid, "in-progress")
+    assert receiver.post(receiver.url(), voice_callback(rec)).status_code == 204
+    drain(settings)
+
+    assert _deletes(standin, "voice", rec.sid) == []
+    job = _deletion_job(redis, "voice", rec.sid)
+    assert job.get_status() == "scheduled" and job.retries_left == settings.retry_max
+    assert [e["outcome"] for e in _timeline(redis, "voice", rec.sid) if e["kind"] == "deletion"] == ["transcribing"]
+    assert standin.state.requests("GET", f"/Recordings/{rec.sid}/Transcriptions.json")
+
+    transcription.status = "completed"  # its callback has gone out
+    _run_scheduled_now(redis)
+    drain(settings)
+    assert _deletes(standin, "voice", rec.sid) == [204]
+
+
+def test_past_the_transcription_wait_the_recording_is_deleted_all_the_same(
+    pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any, redis: Redis
+) -> None:
+    off = pipeline_settings()
+    rec = _archive(off, start_receiver(off), standin, "voice")
+    standin.state.add_transcription(rec.sid, "in-progress")
+    # A run found it transcribing two hours ago; the wait is one hour.
+    redis.hset(keys.deletion_key("voice", rec.sid), "transcribing_since", "1")
+    on = pipeline_settings(**ON, delete_transcription_wait="1h")
+    deletion_schedule.schedule(on, redis, "voice", ACCOUNT_SID, rec.sid)
+    drain(on)
+    assert _deletes(standin, "voice", rec.sid) == [204]
+
+
+def test_with_no_transcription_wait_transcriptions_are_not_asked_for(
+    pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any, redis: Redis
+) -> None:
+    settings = pipeline_settings(**ON, delete_transcription_wait="0")
+    receiver = start_receiver(settings)
+    rec = standin.state.add_voice(account_sid=ACCOUNT_SID)
+    standin.state.add_transcription(rec.sid, "in-progress")
+    assert receiver.post(receiver.url(), voice_callback(rec)).status_code == 204
+    drain(settings)
+    assert _deletes(standin, "voice", rec.sid) == [204]
+    assert standin.state.requests("GET", "/Transcriptions.json") == []

@@ -3,7 +3,8 @@ stored copy re-verifies, never while it is held, and never twice.
 
 Order of a run: our own mark says deleted already → done, no DELETE. Held → run again later.
 The account throttled → run again later. The stored copy (size and sha256 against the commit
-record) fails → never deleted, the job fails permanently and loudly. Then the mark's
+record) fails → never deleted, the job fails permanently and loudly. A voice recording Twilio is
+still transcribing → run again later (up to DELETE_TRANSCRIPTION_WAIT). Then the mark's
 `requested_at`, the source's DELETE, and the mark's `deleted_at`: a 404 after an earlier request
 of ours is that request having gone through."""
 
@@ -25,11 +26,14 @@ from workers.jobs.context import WorkerContext
 from workers.storage import record as archive_record
 from workers.storage.seam import Keys
 from workers.twilio_rest import sources
+from workers.twilio_rest.sources import voice
 
 log = logs.get("workers.jobs.deletion")
 
 # A held recording's job looks again this often; releasing a hold takes effect at its next look.
 HOLD_RECHECK_SECONDS = 900
+# A recording Twilio is transcribing is looked at again this often (within DELETE_TRANSCRIPTION_WAIT).
+TRANSCRIPTION_RECHECK_SECONDS = 300
 # What each outcome says in the recording's timeline.
 SAID = {
     "deleted": "deleted at Twilio",
@@ -37,6 +41,7 @@ SAID = {
     "gone": "not at Twilio any more (404): nothing to delete",
     "nothing_to_delete": "nothing to delete at Twilio",
     "held": "not deleted at Twilio: held",
+    "transcribing": "not deleted at Twilio yet: a transcription is still in progress",
     "refused": "not deleted at Twilio: the stored copy failed verification",
 }
 
@@ -47,6 +52,10 @@ class CopyNotVerified(PermanentError):
 
 class Held(Deferred):
     """A legal hold on the recording or its parent: look again later, never drop the job."""
+
+
+class Transcribing(Deferred):
+    """Twilio is still transcribing it: deleting now would cut the transcription off (warning 13618)."""
 
 
 def delete_recording(payload: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +80,8 @@ def _run(ctx: WorkerContext, source: Source, account_sid: str, sid: str, job: Jo
             raise Held(f"held by {hold.by} on {hold.sid}: {hold.reason}", wait=HOLD_RECHECK_SECONDS)
         ctx.throttle.respect(account_sid)
         stored = verify_copy(ctx, source.value, account_sid, sid)
+        if source is Source.VOICE:
+            _wait_for_transcriptions(ctx, account_sid, sid, mark)
         outcome = _delete(ctx, source, account_sid, sid, earlier=bool(mark.get("requested_at")))
     except Exception as exc:
         failure = classify(exc, _headers(ctx, account_sid))
@@ -100,6 +111,33 @@ def verify_copy(ctx: WorkerContext, source: str, account_sid: str, sid: str) -> 
     except PermanentError as exc:
         raise CopyNotVerified(str(exc)) from None
     return media
+
+
+def _wait_for_transcriptions(ctx: WorkerContext, account_sid: str, sid: str, mark: dict[str, str]) -> None:
+    """Defer while Twilio still transcribes it, for up to DELETE_TRANSCRIPTION_WAIT from the first
+    time a run found a transcription in progress; past that, delete all the same (said in the log)."""
+    wait = ctx.settings.delete_transcription_wait_seconds
+    if wait <= 0:
+        return
+    try:
+        busy = voice.transcriptions_in_progress(ctx, ctx.account(account_sid), sid)
+    except TwilioRestException as exc:
+        if exc.status == 404:
+            return  # not at Twilio any more: the DELETE will say so
+        raise
+    if not busy:
+        return
+    now = time.time()
+    key = keys.deletion_key(Source.VOICE.value, sid)
+    pipe = ctx.redis.pipeline(transaction=True)
+    pipe.hsetnx(key, "transcribing_since", now)
+    pipe.expire(key, keys.DELETION_MARK_TTL_SECONDS)
+    pipe.hget(key, "transcribing_since")
+    since = float(pipe.execute()[-1] or now)
+    remaining = since + wait - now
+    if remaining > 0:
+        raise Transcribing(f"{busy} transcription(s) still in progress at Twilio", wait=min(remaining, TRANSCRIPTION_RECHECK_SECONDS))
+    log.warning("transcription still in progress after DELETE_TRANSCRIPTION_WAIT: deleting all the same", transcriptions=busy)
 
 
 def _delete(ctx: WorkerContext, source: Source, account_sid: str, sid: str, earlier: bool) -> str:
@@ -140,7 +178,7 @@ def _failed(
     ctx: WorkerContext, source: str, account_sid: str, sid: str, job: Job | None, failure: Failure, exc: Exception
 ) -> dict[str, Any]:
     if isinstance(exc, Deferred):
-        outcome = "held" if isinstance(exc, Held) else "deferred"
+        outcome = "held" if isinstance(exc, Held) else "transcribing" if isinstance(exc, Transcribing) else "deferred"
         if job is not None:
             retry_policy.retry_free(job, retry_policy.wait_for(exc.wait))
         ctx.catalog.note(source, sid, kind="deletion", outcome=outcome, said=SAID.get(outcome, "deletion deferred"),

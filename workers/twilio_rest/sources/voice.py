@@ -61,6 +61,15 @@ def listed(item: dict[str, Any]) -> Listed:
     )
 
 
+def transcriptions_in_progress(ctx: RestContext, account: Account, sid: str) -> int:
+    """How many of the recording's transcriptions Twilio is still working on (deleting the
+    recording before their callback makes Twilio report warning 13618)."""
+    url = f"{ctx.settings.twilio_api_base_url}/2010-04-01/Accounts/{account.sid}/Recordings/{sid}/Transcriptions.json"
+    body = rest_calls.get_json(ctx.rest.client(account), url, {"PageSize": MAX_PAGE_SIZE})
+    items = body.get("transcriptions")
+    return sum(1 for item in items if isinstance(item, dict) and item.get("status") == "in-progress") if isinstance(items, list) else 0
+
+
 class VoiceApi:
     def fetch(self, ctx: RestContext, account: Account, sid: str) -> dict[str, Any]:
         return fetch(ctx.rest.client(account), account.sid, sid)

@@ -155,6 +155,7 @@ SERVED_OPERATIONS = [
       for scope in ("", "Calls/{CallSid}/", "Conferences/{ConferenceSid}/") for method in ("get", "delete")],
     *[("api", "get", f"{V2010}/{scope}Recordings.json")
       for scope in ("", "Calls/{CallSid}/", "Conferences/{ConferenceSid}/")],
+    ("api", "get", f"{V2010}/Recordings/{{RecordingSid}}/Transcriptions.json"),
     *[("video", method, f"{scope}/Recordings/{{Sid}}")
       for scope in ("/v1", "/v1/Rooms/{RoomSid}") for method in ("get", "delete")],
     ("video", "get", "/v1/Recordings"), ("video", "get", "/v1/Rooms/{RoomSid}/Recordings"),
@@ -171,8 +172,9 @@ def test_every_served_operation_answers_a_documented_status_and_shape(
     op = S.operation(spec, path, method)
     if name == "api":
         rec: Any = state.add_voice(conference_sid="CF" + "e" * 32)
+        state.add_transcription(rec.sid)
         values = {"AccountSid": account.sid, "Sid": rec.sid, "CallSid": rec.call_sid,
-                  "ConferenceSid": rec.conference_sid}
+                  "ConferenceSid": rec.conference_sid, "RecordingSid": rec.sid}
     elif name == "video":
         rec = state.add_video()
         values = {"Sid": rec.sid, "RoomSid": rec.room_sid}
