@@ -4,6 +4,7 @@ recording, never one whose stored copy was altered, a 404 after our own delete c
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from receiver.kernel import holds, keys, stats
 from tests.conftest import ACCOUNT_SID, Receiver, drain
 from tests.e2e.test_sources_pipeline import legacy_callback, media_callback, video_callback
 from tests.e2e.test_voice_pipeline import callback as voice_callback
+from tests.support.console.helpers import PASSWORD, SECRET_KEY, USER, sign_in
 from tests.support.rq_jobs import failure_trace
 from workers.commands.settings import Settings
 from workers.jobs import deletion_schedule
@@ -161,7 +163,7 @@ def test_a_held_recording_or_call_is_not_deleted_and_waits(
 
 def test_an_altered_stored_copy_is_never_deleted_and_fails_loudly(
     pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any, redis: Redis,
-    capfd: pytest.CaptureFixture[str],
+    capfd: pytest.CaptureFixture[str], start_console: Callable[[Settings], str],
 ) -> None:
     off = pipeline_settings()
     rec = _archive(off, start_receiver(off), standin, "voice")
@@ -186,6 +188,15 @@ def test_an_altered_stored_copy_is_never_deleted_and_fails_loudly(
                and e.get("sid") == rec.sid for e in errors)
     assert [e["outcome"] for e in _timeline(redis, "voice", rec.sid) if e["kind"] == "deletion"] == ["refused"]
     assert "deleted_at_twilio" not in Catalog(redis).get("voice", rec.sid)
+    # Visible in the console: among the failures, on the recording's page, and replayable once fixed.
+    console = sign_in(start_console(pipeline_settings(admin_username=USER, admin_password=PASSWORD, admin_secret_key=SECRET_KEY)))
+    failures = console.get("/failures").text
+    assert "does not match its archive record" in failures
+    [cause] = re.findall(r'href="(/failures/[0-9a-f]+)"', failures)
+    listed = console.get(cause).text
+    assert job.id in listed and f"/recordings/voice/{rec.sid}" in listed
+    page = console.get(f"/recordings/voice/{rec.sid}").text
+    assert "Job failed: permanent:" in page and f"/jobs/{job.id}/replay" in page
 
 
 def test_a_missing_stored_copy_is_never_deleted(
