@@ -348,3 +348,17 @@ def test_with_no_transcription_wait_transcriptions_are_not_asked_for(
     drain(settings)
     assert _deletes(standin, "voice", rec.sid) == [204]
     assert standin.state.requests("GET", "/Transcriptions.json") == []
+
+
+def test_the_reconciler_still_queues_one_whose_delete_was_only_attempted(
+    pipeline_settings: Callable[..., Settings], standin: Any, redis: Redis
+) -> None:
+    from workers.reconcile import reconciler
+
+    settings = pipeline_settings()
+    rec = standin.state.add_voice(account_sid=ACCOUNT_SID)
+    # A DELETE that went out and failed for good (a 403, say) leaves only `requested_at`: the
+    # recording is still at Twilio, and a missing callback of it is still worth finding.
+    redis.hset(keys.deletion_key("voice", rec.sid), "requested_at", "1")
+    report = reconciler.run_once(settings, sources=["voice"])
+    assert report.total("queued") == 1

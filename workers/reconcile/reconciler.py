@@ -155,7 +155,7 @@ def _queue_missing(ctx: WorkerContext, events: list[RecordingEvent], row: Row) -
     pipe = ctx.redis.pipeline(transaction=False)
     for event in events:
         pipe.exists(keys.ledger_key(event))
-        pipe.exists(keys.deletion_key(event.source.value, event.sid))
+        pipe.hexists(keys.deletion_key(event.source.value, event.sid), "deleted_at")
     replies = pipe.execute()
     for event, known, deleted_by_us in zip(events, replies[::2], replies[1::2], strict=True):
         if deleted_by_us:
