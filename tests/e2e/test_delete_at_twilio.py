@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -139,10 +140,16 @@ def test_a_held_recording_or_call_is_not_deleted_and_waits(
     holds.place(redis, held_call.call_sid, "legal", "case 13")
     for rec in (held_rec, held_call):
         assert receiver.post(receiver.url(), voice_callback(rec)).status_code == 204
+    before = time.time()
     drain(settings)
+    after = time.time()
 
     assert standin.state.requests("DELETE") == []
+    scheduled = ScheduledJobRegistry("recordings", connection=redis, serializer=JSONSerializer)
     for rec in (held_rec, held_call):
+        # It looks again in 15 minutes (RQ keeps whole seconds).
+        at = scheduled.get_scheduled_time(_deletion_job(redis, "voice", rec.sid)).timestamp()
+        assert int(before) + 900 <= at <= after + 901
         assert standin.state.get("voice", rec.sid).status == "completed"
         assert Catalog(redis).get("voice", rec.sid)["archived_at"]
         # Deferred, not dropped: its job waits in the schedule, no retry spent.
@@ -314,6 +321,8 @@ def test_a_recording_twilio_is_transcribing_waits_for_the_transcription(
     assert _deletes(standin, "voice", rec.sid) == []
     job = _deletion_job(redis, "voice", rec.sid)
     assert job.get_status() == "scheduled" and job.retries_left == settings.retry_max
+    at = ScheduledJobRegistry("recordings", connection=redis, serializer=JSONSerializer).get_scheduled_time(job).timestamp()
+    assert at <= time.time() + 301  # it looks again within 5 minutes
     assert [e["outcome"] for e in _timeline(redis, "voice", rec.sid) if e["kind"] == "deletion"] == ["transcribing"]
     assert standin.state.requests("GET", f"/Recordings/{rec.sid}/Transcriptions.json")
 
