@@ -160,6 +160,16 @@ def test_a_held_recording_or_call_is_not_deleted_and_waits(
     assert listed[held_rec.sid].hold is not None and listed[held_rec.sid].hold.reason == "case 12"
     assert listed[held_call.sid].hold is not None and listed[held_call.sid].hold.sid == held_call.call_sid
 
+    # Another look while still held adds nothing to the timeline (a long hold must not push the
+    # recording's history out of it) and leaves the job waiting again.
+    redis.delete(keys.deletion_job_id("voice", held_call.sid))  # only the other one looks now
+    scheduled.remove(keys.deletion_job_id("voice", held_call.sid))
+    _run_scheduled_now(redis)
+    drain(settings)
+    assert [e["outcome"] for e in _timeline(redis, "voice", held_rec.sid) if e["kind"] == "deletion"] == ["held"]
+    assert _deletion_job(redis, "voice", held_rec.sid).get_status() == "scheduled"
+    assert redis.hget(stats.DELETIONS, "voice|held") == b"2"
+
     # Released: the next look deletes it.
     assert holds.release(redis, held_rec.sid)
     _run_scheduled_now(redis)

@@ -10,6 +10,7 @@ of ours is that request having gone through."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -181,10 +182,13 @@ def _failed(
         outcome = "held" if isinstance(exc, Held) else "transcribing" if isinstance(exc, Transcribing) else "deferred"
         if job is not None:
             retry_policy.retry_free(job, retry_policy.wait_for(exc.wait))
-        ctx.catalog.note(source, sid, kind="deletion", outcome=outcome, said=SAID.get(outcome, "deletion deferred"),
-                         reason=failure.reason)
-        ctx.stats.deletion(source, outcome)
-        log.info("deletion at Twilio deferred", outcome=outcome, reason=failure.reason)
+        # Once per spell: a hold lasting months re-checks thousands of times, and the timeline is
+        # bounded, so repeating the same entry would push the recording's history out of it.
+        if not _last_note_says(ctx, source, sid, outcome):
+            ctx.catalog.note(source, sid, kind="deletion", outcome=outcome, said=SAID.get(outcome, "deletion deferred"),
+                             reason=failure.reason)
+            ctx.stats.deletion(source, outcome)
+        log.info("job deferred", job="deletion", outcome=outcome, reason=failure.reason)
         raise JobFailed(f"deferred: {failure.reason}") from exc
     permanent = failure.kind in ("permanent", "not_found")
     outcome = "refused" if isinstance(exc, CopyNotVerified) else f"failed ({'permanent' if permanent else failure.kind})"
@@ -204,9 +208,18 @@ def _failed(
         # Loud: a copy that no longer matches its record is damage to look at, whatever Twilio holds.
         log.error("stored copy failed verification: not deleted at Twilio", reason=failure.reason)
     else:
-        log.warning("deletion at Twilio failed", kind=failure.kind, reason=failure.reason, attempt=attempt + 1,
+        log.warning("job failed", job="deletion", kind=failure.kind, error=type(exc).__name__, reason=failure.reason, attempt=attempt + 1,
                     will_retry=not permanent and job is not None and bool(job.retries_left))
     raise JobFailed(f"{failure.kind}: {failure.reason}") from exc
+
+
+def _last_note_says(ctx: WorkerContext, source: str, sid: str, outcome: str) -> bool:
+    last = ctx.redis.lindex(keys.timeline_key(source, sid), -1)
+    try:
+        entry = json.loads(last) if last else {}
+    except ValueError:
+        return False
+    return isinstance(entry, dict) and entry.get("kind") == "deletion" and entry.get("outcome") == outcome
 
 
 def _mark(ctx: WorkerContext, source: str, sid: str) -> dict[str, str]:
