@@ -381,3 +381,30 @@ def test_the_reconciler_still_queues_one_whose_delete_was_only_attempted(
     redis.hset(keys.deletion_key("voice", rec.sid), "requested_at", "1")
     report = reconciler.run_once(settings, sources=["voice"])
     assert report.total("queued") == 1
+
+
+def test_a_recording_someone_else_deleted_is_gone_not_a_failure_and_a_403_fails_for_good(
+    pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any, redis: Redis
+) -> None:
+    off = pipeline_settings()
+    receiver = start_receiver(off)
+    gone = _archive(off, receiver, standin, "video")
+    refused = _archive(off, receiver, standin, "voice")
+    standin.state.get("video", gone.sid).status = "deleted"  # deleted in Twilio's console, not by us
+    standin.state.add_fault("DELETE", f"{refused.sid}.json$", 403, times=1)
+    on = pipeline_settings(**ON)
+    deletion_schedule.schedule(on, redis, "video", ACCOUNT_SID, gone.sid)
+    deletion_schedule.schedule(on, redis, "voice", ACCOUNT_SID, refused.sid)
+    drain(on)
+
+    assert _deletes(standin, "video", gone.sid) == [404]
+    assert _deletion_job(redis, "video", gone.sid).return_value() == {"deleted": "gone"}
+    state = Catalog(redis).get("video", gone.sid)
+    assert state["deletion"] == "gone" and "deleted_at_twilio" not in state
+
+    assert _deletes(standin, "voice", refused.sid) == [403]
+    job = _deletion_job(redis, "voice", refused.sid)
+    assert job.id in FailedJobRegistry("recordings", connection=redis, serializer=JSONSerializer).get_job_ids()
+    assert "permanent: Twilio answered 403" in failure_trace(job).strip().splitlines()[-1]
+    assert standin.state.get("voice", refused.sid).status == "completed"
+    assert redis.hget(stats.DELETIONS, "voice|failed") == b"1"
