@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import api, confirm, context, login, pages
+from console import api, confirm, context, hold_actions, login, pages
 from console.actions import Actions
 from console.auth import Authenticator
 from console.bind import auth_is_open, problems
@@ -53,6 +53,8 @@ def routes() -> list[Route | Mount]:
         Route("/", pages.overview_page, methods=["GET"]),
         Route("/recordings", pages.recordings_page, methods=["GET"]),
         Route("/recordings/{source:str}/{sid:str}", pages.recording_page, methods=["GET"]),
+        Route("/recordings/{source:str}/{sid:str}/hold", hold_actions.hold_perform, methods=["POST"]),
+        Route("/recordings/{source:str}/{sid:str}/release", hold_actions.release_perform, methods=["POST"]),
         Route("/failures", pages.failures_page, methods=["GET"]),
         Route("/failures/{cause_id:str}", pages.cause_page, methods=["GET"]),
         Route(_CAUSE, confirm.cause_confirm, methods=["GET"]),

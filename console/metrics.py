@@ -63,6 +63,8 @@ class RedisCollector(Collector):
                        (([reason], count) for reason, count in read[stats.SIGNATURE_FAILURES].items()))
         yield _histogram("job_duration_seconds", "Job runs by source and outcome, and their duration", ["source", "outcome"],
                          read[stats.JOB_SECONDS])
+        yield _counter("deletions", "Deletion jobs at Twilio by source and outcome", ["source", "outcome"],
+                       ((name.split("|"), count) for name, count in read[stats.DELETIONS].items() if name.count("|") == 1))
         yield _counter("twilio_api_responses", "Twilio answers by HTTP status, REST calls and media downloads", ["status"],
                        (([status], count) for status, count in read[stats.TWILIO_RESPONSES].items()))
         yield _histogram("twilio_rest_seconds", "Twilio REST calls by source, endpoint kind and status class, and their latency",
@@ -82,7 +84,8 @@ class RedisCollector(Collector):
 
 
 _HASHES = (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOB_SECONDS, stats.TWILIO_RESPONSES, stats.SPOOL,
-           keys.RECONCILE_LAST, ENQUEUE_SECONDS, ARCHIVE_LATENCY_SECONDS, stats.TWILIO_REST_SECONDS, stats.COUNTER_DROPS)
+           keys.RECONCILE_LAST, ENQUEUE_SECONDS, ARCHIVE_LATENCY_SECONDS, stats.TWILIO_REST_SECONDS, stats.COUNTER_DROPS,
+           stats.DELETIONS)
 
 
 @dataclass(frozen=True)

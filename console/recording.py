@@ -12,12 +12,15 @@ from rq.serializers import JSONSerializer
 
 from console import causes, jobrefs
 from console.replies import epoch, integer, mapping, optional_number, text
-from receiver.kernel import keys
+from receiver.kernel import holds, keys
 from receiver.kernel.events import Source, Status
+from receiver.kernel.holds import Hold
 from receiver.kernel.sids import is_any_sid
 
 # Catalog fields that are bookkeeping, not information for an operator.
 HIDDEN_FIELDS = frozenset({"rank"})
+# The parents a hold may name, as the catalog keeps them on a recording.
+PARENT_FIELDS = ("call_sid", "conference_sid", "room_sid")
 _KNOWN_ENTRY_KEYS = frozenset({"at", "kind", "status", "verdict", "outcome", "seconds", "error", "attempt", "job_id", "by"})
 
 
@@ -40,7 +43,9 @@ class TimelineEntry:
         """How the page colours the entry: bad for failures, good for success, plain otherwise."""
         if self.error or self.outcome.startswith("failed") or self.outcome == "not_found":
             return "bad"
-        if self.outcome == "done" or self.verdict == "queued":
+        if self.outcome == "refused":
+            return "bad"
+        if self.outcome in ("done", "deleted") or self.verdict == "queued":
             return "good"
         return "plain"
 
@@ -84,10 +89,16 @@ class Detail:
     fields: dict[str, str]
     timeline: list[TimelineEntry]
     jobs: list[JobView]
+    # A legal hold on the recording or its call, conference or room: never deleted at Twilio while held.
+    hold: Hold | None = None
 
     @property
     def status(self) -> str:
         return self.fields.get("status", "")
+
+    @property
+    def deleted_at_twilio(self) -> float | None:
+        return optional_number(self.fields.get("deleted_at_twilio"))
 
     @property
     def archived_after(self) -> float | None:
@@ -109,7 +120,8 @@ class Detail:
         return {
             "source": self.source, "sid": self.sid, "first_seen": self.first_seen, "fields": self.shown_fields,
             "archived_after_seconds": self.archived_after, "timeline": [asdict(e) for e in self.timeline],
-            "jobs": [asdict(j) for j in self.jobs],
+            "jobs": [asdict(j) for j in self.jobs], "deleted_at_twilio": self.deleted_at_twilio,
+            "hold": asdict(self.hold) if self.hold else None,
         }
 
 
@@ -130,11 +142,12 @@ def load(redis: Redis, queue_name: str, source: str, sid: str) -> Detail | None:
         return None
     first_seen = float(score) / 1000 if score is not None else optional_number(fields.get("first_seen_at"))
     timeline = [TimelineEntry.parse(e) for e in timeline_raw]
-    return Detail(source, sid, first_seen, fields, timeline, _jobs(redis, queue_name, source, sid))
+    hold = holds.holding(redis, [sid, *(fields.get(name, "") for name in PARENT_FIELDS)])
+    return Detail(source, sid, first_seen, fields, timeline, _jobs(redis, queue_name, source, sid), hold)
 
 
 def _jobs(redis: Redis, queue_name: str, source: str, sid: str) -> list[JobView]:
-    ids = [jobrefs.job_id(source, sid, status.value) for status in Status]
+    ids = [jobrefs.job_id(source, sid, status.value) for status in Status] + [keys.deletion_job_id(source, sid)]
     pipe = redis.pipeline(transaction=False)
     for job_id in ids:
         pipe.zscore(jobrefs.failed_registry_key(queue_name), job_id)

@@ -19,6 +19,10 @@ NOTICES = {
     "replayed": "Replayed {n} job(s). A worker will pick it up; reload to follow it.",
     "discarded": "Discarded {n} job(s).",
     "not_failed": "That job is no longer in the failed list: someone may have replayed or discarded it already.",
+    "held": "Held: it will not be deleted at Twilio while the hold lasts.",
+    "hold_needs_reason": "Say why it is held: the reason is kept with the hold.",
+    "released": "Hold released: its deletion at Twilio, if one is scheduled, goes ahead at its next look.",
+    "not_held": "It was not held (someone may have released it already).",
     "logged_out": "You are signed out.",
     "logged_out_everywhere": "You are signed out in every browser.",
 }

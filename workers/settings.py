@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -11,6 +12,19 @@ from pydantic import Field, field_validator
 from receiver.kernel.settings import SharedSettings
 
 STORAGE_SCHEMES = ("file", "s3")
+DELAY_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 24 * 3600}
+_DELAY = re.compile(r"(\d{1,7})([smhd])")
+
+
+def delay_seconds(text: str) -> int:
+    """`7d`, `12h`, `30m`, `45s` or `0` in seconds; ValueError for anything else."""
+    value = text.strip().lower()
+    if value == "0":
+        return 0
+    match = _DELAY.fullmatch(value)
+    if match is None:
+        raise ValueError("must be 0 or a number with a unit: 30m, 12h or 7d (s, m, h, d)")
+    return int(match.group(1)) * DELAY_UNITS[match.group(2)]
 
 
 class WorkerSettings(SharedSettings):
@@ -54,6 +68,29 @@ class WorkerSettings(SharedSettings):
     reconcile_sources: str = "voice,video,media,legacy"
     # Requested list page size; clamped to each API's own maximum (video's is 100).
     reconcile_page_size: int = Field(default=1000, ge=1)
+
+    # Deleting at Twilio: `off`, or `after-archive` (each recording's stored copy re-verified first).
+    delete_at_twilio: Literal["off", "after-archive"] = "off"
+    # How long after its archive a recording is deleted at Twilio: `7d`, `12h`, `30m` or `0` (at once).
+    delete_delay: str = "7d"
+
+    # How long a voice recording's deletion waits for its transcriptions still in progress at
+    # Twilio (same units; `0`: never looks). Past it the recording is deleted all the same.
+    delete_transcription_wait: str = "1h"
+
+    @field_validator("delete_delay", "delete_transcription_wait")
+    @classmethod
+    def _check_delay(cls, value: str) -> str:
+        delay_seconds(value)
+        return value.strip().lower()
+
+    @property
+    def delete_delay_seconds(self) -> int:
+        return delay_seconds(self.delete_delay)
+
+    @property
+    def delete_transcription_wait_seconds(self) -> int:
+        return delay_seconds(self.delete_transcription_wait)
 
     @field_validator("twilio_api_base_url", "twilio_video_base_url", "twilio_media_base_url")
     @classmethod

@@ -7,6 +7,7 @@ from receiver.kernel.events import RecordingEvent
 PREFIX = "rr"
 JOB_FUNCTION = "workers.jobs.process_recording"
 RECONCILE_FUNCTION = "workers.reconcile.reconcile"
+DELETE_FUNCTION = "workers.jobs.delete_recording"
 
 # Every recording, newest first: member "{source}:{sid}", score = first seen (epoch ms).
 RECORDINGS_INDEX = f"{PREFIX}:recordings"
@@ -72,3 +73,21 @@ def watermark_key(account_sid: str, source: str) -> str:
 def reconcile_job_id(slot: int) -> str:
     """The scheduled pass due at epoch second `slot`: one id per slot, so a chain never doubles."""
     return f"rr-reconcile-{slot}"
+
+
+def deletion_job_id(source: str, sid: str) -> str:
+    """The one deletion job of a recording: scheduling it again finds it scheduled already."""
+    return f"rr-delete-{source}-{sid}"
+
+
+def deletion_key(source: str, sid: str) -> str:
+    """Hash of our own deletion at Twilio: `requested_at` (written before the DELETE is sent),
+    `deleted_at` and `outcome` (after Twilio answered). Outlives Twilio's keeping of deleted
+    metadata (40 days for voice, 30 for video), so a 404 later still reads as our own delete."""
+    return f"{PREFIX}:deletion:{source}:{sid}"
+
+
+DELETION_MARK_TTL_SECONDS = 90 * 24 * 3600
+
+# Hash: SID (a recording's, or a call's, conference's or room's) -> JSON {by, reason, at}.
+HOLDS = f"{PREFIX}:holds"

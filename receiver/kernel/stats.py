@@ -13,6 +13,8 @@ SIGNATURE_FAILURES = f"{PREFIX}:signature_failures"
 JOBS = f"{PREFIX}:jobs"
 # Hash: receiver "host:pid" -> events waiting in its local spool (0 once drained).
 SPOOL = f"{PREFIX}:spool"
+# Hash: "{source}|{outcome}" -> deletions at Twilio by what became of them (deleted, held, refused, ...).
+DELETIONS = f"{PREFIX}:deletions"
 # Hash: "{status}" -> count of Twilio API responses by HTTP status.
 TWILIO_RESPONSES = f"{PREFIX}:twilio_responses"
 # Hash: "{component}" (receiver, worker) -> counter increments dropped because memory was full.

@@ -30,7 +30,7 @@ COMMAND = str(Path(sys.executable).with_name("recording-receiver"))
 
 def env(**extra: str) -> dict[str, str]:
     """The caller's environment without any of our settings, then `extra`."""
-    ours = ("REDIS_", "TWILIO_", "ADMIN_", "PUBLIC_BASE_URL", "LOG_", "DATA_DIR", "STORAGE_DIR", "SPOOL_DIR", "RECONCILE_", "WORKER_")
+    ours = ("REDIS_", "TWILIO_", "ADMIN_", "PUBLIC_BASE_URL", "LOG_", "DATA_DIR", "STORAGE_DIR", "SPOOL_DIR", "RECONCILE_", "WORKER_", "DELETE_")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     return {**clean, "LOG_FORMAT": "json", **extra}
 

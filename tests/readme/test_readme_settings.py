@@ -87,6 +87,7 @@ def test_every_setting_is_read_from_its_environment_variable(tmp_path: Path) -> 
         "ADMIN_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8", "PUBLIC_BASE_URL": "https://hooks.example.com",
         "LOG_LEVEL": "DEBUG", "REDIS_URL": "redis://value-of-redis-url:6379/0", "REDIS_PIPE": "stock",
         "STORAGE_SSE": "aws:kms", "STORAGE_URL": "s3://value-of-storage-url/prefix",
+        "DELETE_AT_TWILIO": "after-archive", "DELETE_DELAY": "12h", "DELETE_TRANSCRIPTION_WAIT": "30m",
     }
     env = {}
     for name, field in FIELDS.items():

@@ -53,6 +53,18 @@ class VoiceRecording:
     # None means "derive deterministic bytes from the SID at request time".
     media: bytes | None = None
     kind: RecordingKind = "voice"
+    # Its transcriptions (GET …/Recordings/{Sid}/Transcriptions.json), oldest first.
+    transcriptions: list[Transcription] = field(default_factory=list)
+
+
+@dataclass
+class Transcription:
+    """A recording's transcription: `in-progress`, `completed` or `failed` (the 2010 API's enum)."""
+
+    sid: str
+    status: str
+    date_created: datetime
+    transcription_text: str | None = None
 
 
 @dataclass

@@ -24,6 +24,7 @@ from .records import (
     MediaRecording,
     Recording,
     RecordingKind,
+    Transcription,
     VideoRecording,
     VoiceRecording,
     make_sid,
@@ -191,6 +192,13 @@ class StandinState:
         if kind not in adders:
             raise KeyError(f"unknown recording kind {kind!r}; use one of {sorted(adders)}")
         return adders[kind](**overrides)
+
+    def add_transcription(self, recording_sid: str, status: str = "in-progress") -> Transcription:
+        """A transcription of a voice recording, `in-progress` until a test says otherwise."""
+        with self.lock:
+            transcription = Transcription(make_sid("TR", self.rng), status, self._next_created())
+            self.store["voice"][recording_sid].transcriptions.append(transcription)
+            return transcription
 
     def get(self, kind: RecordingKind, sid: str) -> Any:
         with self.lock:

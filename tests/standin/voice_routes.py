@@ -150,7 +150,31 @@ async def scoped_instance(request: Request) -> Response:
     return JSONResponse(voice_json(rec, public_base(request), scope))
 
 
+def transcription_json(rec: VoiceRecording, index: int) -> dict[str, Any]:
+    item = rec.transcriptions[index]
+    return {
+        "account_sid": rec.account_sid, "api_version": "2010-04-01", "date_created": rfc2822(item.date_created),
+        "date_updated": rfc2822(item.date_created), "duration": str(rec.duration), "price": None, "price_unit": "USD",
+        "recording_sid": rec.sid, "sid": item.sid, "status": item.status, "transcription_text": item.transcription_text,
+        "type": "fast", "uri": f"/2010-04-01/Accounts/{rec.account_sid}/Transcriptions/{item.sid}.json",
+    }
+
+
+async def list_transcriptions(request: Request) -> Response:
+    """GET …/Recordings/{RecordingSid}/Transcriptions.json: the recording's transcriptions."""
+    account = require_path_account(request)
+    rec = standin_state(request).get("voice", request.path_params["recording_sid"])
+    if not _visible(rec, account.sid, True):
+        raise not_found(request.url.path)
+    params = request.query_params
+    indexes = list(range(len(rec.transcriptions)))
+    sl = slice_page(indexes, lambda i: rec.transcriptions[i].sid, page_request(params, MAX_PAGE_SIZE))
+    records = [transcription_json(rec, i) for i in sl.items]
+    return JSONResponse(envelope_2010(request.url.path, params, sl, records, "transcriptions"))
+
+
 routes = [
+    Route(f"{PREFIX}/Recordings/{{recording_sid}}/Transcriptions.json", list_transcriptions, methods=["GET"]),
     Route(f"{PREFIX}/Recordings.json", list_recordings, methods=["GET"]),
     Route(f"{PREFIX}/Recordings/{{name}}", recording_instance, methods=["GET", "DELETE"]),
     Route(f"{PREFIX}/Calls/{{call_sid}}/Recordings.json", list_call_recordings, methods=["GET"]),

@@ -1,4 +1,4 @@
-"""The `recording-receiver` command: up, serve, worker, admin, reconcile, simulate, check."""
+"""The `recording-receiver` command: up, serve, worker, admin, reconcile, simulate, check, hold, release, holds, deletions."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from workers.commands.up_command import ROUTES
 from workers.settings import WorkerSettings
 
 if TYPE_CHECKING:
+    from redis import Redis
+
     from workers.commands import check_lines
 
 RoleSettings = TypeVar("RoleSettings", bound=SharedSettings)
@@ -230,6 +232,58 @@ def reconcile(sources: tuple[str, ...], since: str | None, accounts: tuple[str, 
     report = reconciler.run_once(settings, sources=list(sources), since=since, accounts=list(accounts))
     click.echo(report.render())
     sys.exit(0 if report.ok else 1)
+
+
+def _redis_for(settings: WorkerSettings) -> Redis:
+    """Redis for a command that only reads or writes a few keys: one line when it does not answer."""
+    from redis.exceptions import RedisError
+
+    from receiver.kernel.redis_client import sync_redis
+
+    _require_redis(settings, up_runs_here=True)
+    redis = sync_redis(settings, socket_connect_timeout=2, socket_timeout=10)
+    try:
+        redis.ping()
+    except RedisError as exc:
+        raise Mistake(f"cannot reach Redis at {_redis_named(settings)} ({type(exc).__name__}): is it running?") from None
+    return redis
+
+
+@main.command()
+@click.argument("sid")
+@click.option("--reason", required=True, help="Why it is held (kept with the hold, shown everywhere).")
+@click.option("--by", default=None, help="Who holds it (default: your user name).")
+def hold(sid: str, reason: str, by: str | None) -> None:
+    """Never delete recording SID at Twilio, or every recording of call, conference or room SID."""
+    from workers.commands import holds_command
+
+    holds_command.place(_redis_for(_with_up_redis(_settings(WorkerSettings), err=True)), sid, reason, by)
+
+
+@main.command()
+@click.argument("sid")
+def release(sid: str) -> None:
+    """Release the hold on SID: its deletion at Twilio, if scheduled, goes ahead."""
+    from workers.commands import holds_command
+
+    holds_command.release(_redis_for(_with_up_redis(_settings(WorkerSettings), err=True)), sid)
+
+
+@main.command("holds")
+def list_holds() -> None:
+    """List every hold: SID, who, since when, why."""
+    from workers.commands import holds_command
+
+    holds_command.every(_redis_for(_with_up_redis(_settings(WorkerSettings), err=True)))
+
+
+@main.command()
+def deletions() -> None:
+    """Dry run: every deletion at Twilio scheduled, when it is due, and which are held."""
+    from workers.commands import holds_command
+
+    settings = _with_up_redis(_settings(WorkerSettings), err=True)
+    holds_command.deletions(settings, _redis_for(settings))
 
 
 @main.command()

@@ -11,7 +11,7 @@ from rq.job import Job
 
 from receiver.kernel import logs
 from receiver.kernel.events import RecordingEvent, Status
-from workers.failures import Deferred, Failure, JobFailed, classify
+from workers.failures import Failure, JobFailed, classify
 from workers.jobs import context, reactions, retry_policy
 from workers.jobs.context import WorkerContext
 
@@ -27,9 +27,6 @@ _CALLS_TWILIO = {Status.COMPLETED}
 # A job outcome per way a recording came to be archived ("recovered": the commit record was
 # written by a run that died before the catalog heard of it).
 _OUTCOMES = {"now": "done", "recovered": "recovered", "already": "already archived"}
-# A throttle this close to lapsing is waited out in the job: RQ keeps a retry's time in whole
-# seconds, so a retry timed to the throttle can start up to a second before it lapses.
-THROTTLE_WAIT_SECONDS = 2.0
 
 
 def process_recording(payload: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +53,7 @@ def _process(ctx: WorkerContext, event: RecordingEvent, job: Job | None) -> dict
         return {"recorded": event.status.value}
     try:
         if event.status in _CALLS_TWILIO:
-            _respect_throttle(ctx, event.account_sid)
+            ctx.throttle.respect(event.account_sid)
         result = reaction(ctx, event)
     except Exception as exc:
         failure = classify(exc, _headers(ctx, event))
@@ -69,15 +66,6 @@ def _process(ctx: WorkerContext, event: RecordingEvent, job: Job | None) -> dict
         ctx.stats.archived(event.source.value, event.sid, time.time())
     log.info("recording processed", status=event.status.value, **{k: v for k, v in result.items() if k != "media"})
     return result
-
-
-def _respect_throttle(ctx: WorkerContext, account_sid: str) -> None:
-    remaining = ctx.throttle.remaining(account_sid)
-    if 0 < remaining <= THROTTLE_WAIT_SECONDS:
-        time.sleep(remaining)
-        remaining = ctx.throttle.remaining(account_sid)
-    if remaining > 0:
-        raise Deferred(f"account throttled by Twilio for {remaining:.1f}s more", wait=remaining)
 
 
 def _done(ctx: WorkerContext, event: RecordingEvent, job: Job | None, started: float, outcome: str, **extra: Any) -> None:

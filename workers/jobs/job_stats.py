@@ -27,6 +27,11 @@ class JobStats:
         self._pending.observe(stats.JOB_SECONDS, labels, seconds)
         self.flush()
 
+    def deletion(self, source: str, outcome: str) -> None:
+        """One deletion job's outcome at Twilio: deleted, gone, nothing_to_delete, held, refused, failed, deferred."""
+        self._pending.add(stats.DELETIONS, f"{source}|{outcome}")
+        self.flush()
+
     def archived(self, source: str, sid: str, archived_at: float) -> None:
         """Callback-to-archived latency, from when the receiver first saw the recording."""
         try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from receiver.kernel.events import ERROR_MEANINGS, RecordingEvent
 from workers.failures import PermanentError
+from workers.jobs import deletion_schedule
 from workers.jobs.context import WorkerContext
 from workers.storage import record as archive_record
 from workers.storage.seam import AlreadyStored, Keys, Stored, name_of
@@ -20,6 +21,18 @@ if TYPE_CHECKING:
 
 
 def completed(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
+    """Archive it, then schedule its deletion at Twilio when the policy says so (every run that
+    finds it archived asks: one job id per recording, so only the first ask schedules one)."""
+    result = _archived(ctx, event)
+    # A recording without media has nothing verified to stand in for it: never scheduled.
+    if result.get("media") and not ctx.catalog.get(event.source.value, event.sid).get("deleted_at_twilio"):
+        deletion = deletion_schedule.schedule(ctx.settings, ctx.redis, event.source.value, event.account_sid, event.sid)
+        if deletion is not None:
+            result["deletion_job"] = deletion
+    return result
+
+
+def _archived(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
     """Fetch metadata, stream the media, write the commit record beside it. Safe to run again,
     even twice at once: the claim lets one run archive, and the other then finds it archived."""
     state = ctx.catalog.get(event.source.value, event.sid)

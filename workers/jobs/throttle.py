@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from redis import Redis
+
+from workers.failures import Deferred
+
+# A throttle this close to lapsing is waited out in the job: RQ keeps a retry's time in whole
+# seconds, so a retry timed to the throttle can start up to a second before it lapses.
+THROTTLE_WAIT_SECONDS = 2.0
 
 # Extend the hold only: a short Retry-After from one worker never shortens a longer one.
 _HOLD = """
@@ -32,3 +40,13 @@ class AccountThrottle:
 
     def hold(self, account_sid: str, seconds: float) -> None:
         self._hold(keys=[self.key(account_sid)], args=[max(1, int(seconds * 1000))])
+
+    def respect(self, account_sid: str) -> None:
+        """Return when the account may call Twilio; raise Deferred (run again later, no retry
+        spent) while a hold has more than a moment left."""
+        remaining = self.remaining(account_sid)
+        if 0 < remaining <= THROTTLE_WAIT_SECONDS:
+            time.sleep(remaining)
+            remaining = self.remaining(account_sid)
+        if remaining > 0:
+            raise Deferred(f"account throttled by Twilio for {remaining:.1f}s more", wait=remaining)

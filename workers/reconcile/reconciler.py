@@ -149,11 +149,18 @@ def _settle(
 def _queue_missing(ctx: WorkerContext, events: list[RecordingEvent], row: Row) -> None:
     if not events:
         return
-    # A plain read first, so known recordings do not get a "duplicate" line on every pass.
+    # A plain read first, so known recordings do not get a "duplicate" line on every pass. One we
+    # deleted at Twilio is never queued again, whatever a (lagging) list says of it, long after
+    # its ledger entry has expired.
     pipe = ctx.redis.pipeline(transaction=False)
     for event in events:
         pipe.exists(keys.ledger_key(event))
-    for event, known in zip(events, pipe.execute(), strict=False):
+        pipe.hexists(keys.deletion_key(event.source.value, event.sid), "deleted_at")
+    replies = pipe.execute()
+    for event, known, deleted_by_us in zip(events, replies[::2], replies[1::2], strict=True):
+        if deleted_by_us:
+            row.deleted += 1
+            continue
         if known:
             continue
         row.missing += 1

@@ -1,4 +1,4 @@
-"""GETs through a twilio Client's generic `request()`, Twilio's error answers raised as TwilioRestException.
+"""GETs and DELETEs through a twilio Client's generic `request()`, Twilio's error answers raised as TwilioRestException.
 
 For the APIs twilio-python 9.x has no typed resource for (media v1, the 2008 XML API) and for
 answers it cannot model (the /Media redirect). Raising the same exception as the typed client
@@ -25,6 +25,13 @@ XML = "application/xml"
 def get(client: Client, url: str, params: dict[str, Any] | None = None, accept: str = JSON) -> Response:
     """One GET, never following redirects (a /Media answer is itself the result); raises on >= 400."""
     response = client.request("GET", url, params=params, headers={"Accept": accept}, allow_redirects=False)
+    raise_for_status(response, url)
+    return response
+
+
+def delete(client: Client, url: str, accept: str = JSON) -> Response:
+    """One DELETE; raises TwilioRestException on >= 400 (a 404 included: the caller knows what it means)."""
+    response = client.request("DELETE", url, headers={"Accept": accept}, allow_redirects=False)
     raise_for_status(response, url)
     return response
 

@@ -1,10 +1,11 @@
-"""Real traffic of two sources through a receiver, workers and a reconciler pass, and the /metrics it leaves."""
+"""Real traffic of two sources through a receiver, workers a reconciler pass and a deletion at Twilio, and the /metrics it leaves."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+from redis import Redis
 
 from tests.conftest import ACCOUNT_SID, Receiver, drain
 from tests.e2e.test_sources_pipeline import video_callback
@@ -13,6 +14,7 @@ from tests.support.console.helpers import TOKEN
 from tests.support.servers import wait_for
 from workers.commands.settings import Settings
 from workers.commands.simulate import new_sid, voice_params
+from workers.jobs import deletion_schedule
 from workers.reconcile import reconciler
 
 
@@ -27,6 +29,13 @@ def scrape_after_traffic(settings: Settings, receiver: Receiver, console: str, s
     assert receiver.post(receiver.url(), callback(voice), token="forged").status_code == 403
     drain(settings)
     assert reconciler.run_once(settings, sources=["voice", "video"]).ok
+    # And the video recording deleted at Twilio once archived (a deletion counted).
+    deleting = settings.model_copy(update={"delete_at_twilio": "after-archive", "delete_delay": "0"})
+    redis = Redis.from_url(settings.redis_url or "")
+    try:
+        assert deletion_schedule.schedule(deleting, redis, "video", ACCOUNT_SID, video.sid)
+    finally:
+        redis.close()
     drain(settings)
 
     def text() -> str:

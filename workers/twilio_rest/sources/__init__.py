@@ -69,6 +69,10 @@ class SourceApi(Protocol):
         """Where its media is when the SIDs alone say so (then it is downloaded while the
         metadata is fetched); None when that takes the metadata."""
 
+    def delete(self, ctx: RestContext, account: Account, sid: str) -> None:
+        """The source's own DELETE of the recording at Twilio; Twilio's error answers (a 404
+        included) raise TwilioRestException."""
+
     def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
         """The account's recordings created at or after `since` (all when None), newest first where
         the API allows. May yield a few older ones where the API filters by day only."""

@@ -53,6 +53,11 @@ class LegacyApi:
         # harmless, and keeps one download path for every API-host media URL.
         return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)
 
+    def delete(self, ctx: RestContext, account: Account, sid: str) -> None:
+        # "Returns an HTTP 204 (No Content), with no body"; errors come as XML <RestException>.
+        url = f"{_root(ctx.settings.twilio_api_base_url, account.sid)}/{sid}"
+        rest_calls.delete(ctx.rest.client(account), url, accept=rest_calls.XML)
+
     def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
         # Pages are numbered (no tokens in 2008); DateCreated>= takes a day, so a few older ones come too.
         url = _root(ctx.settings.twilio_api_base_url, account.sid)

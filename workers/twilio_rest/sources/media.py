@@ -57,6 +57,11 @@ class MediaApi:
             ext=media_ext(metadata.get("format"), "mp4"), expected=positive_int(metadata.get("media_size")),
         )
 
+    def delete(self, ctx: RestContext, account: Account, sid: str) -> None:
+        # As the seed documents it; Twilio has since dropped it from its descriptions (the job
+        # reads a 404 or 410 here as "nothing to delete at Twilio").
+        rest_calls.delete(ctx.rest.client(account), f"{ctx.settings.twilio_media_base_url}/v1/MediaRecordings/{sid}")
+
     def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
         # The list has no date filter: newest first, and stop paging at the first one before `since`.
         base = ctx.settings.twilio_media_base_url

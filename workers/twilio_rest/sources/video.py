@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from receiver.kernel.events import Status
+from workers.twilio_rest import calls as rest_calls
 from workers.twilio_rest import paging
 from workers.twilio_rest.sources import Listed, MediaLocation, details, media_ext, positive_int, signed_media
 from workers.twilio_rest.timestamps import iso_z, parse, plain
@@ -59,6 +60,10 @@ class VideoApi:
             ctx.rest.client(account), url, ctx.settings, status=metadata.get("status"), what="video recording",
             ext=media_ext(metadata.get("container_format"), "mka"), expected=positive_int(metadata.get("size")),
         )
+
+    def delete(self, ctx: RestContext, account: Account, sid: str) -> None:
+        # Twilio deletes the media and keeps the metadata 30 days with status "deleted".
+        rest_calls.delete(ctx.rest.client(account), f"{ctx.settings.twilio_video_base_url}/v1/Recordings/{sid}")
 
     def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
         # No Status filter: in-flight recordings must be seen too, to hold the watermark back.

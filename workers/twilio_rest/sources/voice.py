@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from twilio.rest import Client
 
 from receiver.kernel.events import Status
+from workers.twilio_rest import calls as rest_calls
 from workers.twilio_rest import paging
 from workers.twilio_rest.sources import Listed, MediaLocation, details
 from workers.twilio_rest.timestamps import iso_z, parse
@@ -60,6 +61,15 @@ def listed(item: dict[str, Any]) -> Listed:
     )
 
 
+def transcriptions_in_progress(ctx: RestContext, account: Account, sid: str) -> int:
+    """How many of the recording's transcriptions Twilio is still working on (deleting the
+    recording before their callback makes Twilio report warning 13618)."""
+    url = f"{ctx.settings.twilio_api_base_url}/2010-04-01/Accounts/{account.sid}/Recordings/{sid}/Transcriptions.json"
+    body = rest_calls.get_json(ctx.rest.client(account), url, {"PageSize": MAX_PAGE_SIZE})
+    items = body.get("transcriptions")
+    return sum(1 for item in items if isinstance(item, dict) and item.get("status") == "in-progress") if isinstance(items, list) else 0
+
+
 class VoiceApi:
     def fetch(self, ctx: RestContext, account: Account, sid: str) -> dict[str, Any]:
         return fetch(ctx.rest.client(account), account.sid, sid)
@@ -71,6 +81,11 @@ class VoiceApi:
         fmt = ctx.settings.media_format
         url = media_url(ctx.settings.twilio_api_base_url, account.sid, event.sid, fmt)
         return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)
+
+    def delete(self, ctx: RestContext, account: Account, sid: str) -> None:
+        # Twilio keeps the metadata 40 days (status "deleted", listed with IncludeSoftDeleted); the media goes.
+        url = f"{ctx.settings.twilio_api_base_url}/2010-04-01/Accounts/{account.sid}/Recordings/{sid}.json"
+        rest_calls.delete(ctx.rest.client(account), url)
 
     def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
         # Soft-deleted ones too, so a recording deleted before we archived it is seen and reported.

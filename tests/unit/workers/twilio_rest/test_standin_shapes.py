@@ -155,6 +155,7 @@ SERVED_OPERATIONS = [
       for scope in ("", "Calls/{CallSid}/", "Conferences/{ConferenceSid}/") for method in ("get", "delete")],
     *[("api", "get", f"{V2010}/{scope}Recordings.json")
       for scope in ("", "Calls/{CallSid}/", "Conferences/{ConferenceSid}/")],
+    ("api", "get", f"{V2010}/Recordings/{{RecordingSid}}/Transcriptions.json"),
     *[("video", method, f"{scope}/Recordings/{{Sid}}")
       for scope in ("/v1", "/v1/Rooms/{RoomSid}") for method in ("get", "delete")],
     ("video", "get", "/v1/Recordings"), ("video", "get", "/v1/Rooms/{RoomSid}/Recordings"),
@@ -171,8 +172,9 @@ def test_every_served_operation_answers_a_documented_status_and_shape(
     op = S.operation(spec, path, method)
     if name == "api":
         rec: Any = state.add_voice(conference_sid="CF" + "e" * 32)
+        state.add_transcription(rec.sid)
         values = {"AccountSid": account.sid, "Sid": rec.sid, "CallSid": rec.call_sid,
-                  "ConferenceSid": rec.conference_sid}
+                  "ConferenceSid": rec.conference_sid, "RecordingSid": rec.sid}
     elif name == "video":
         rec = state.add_video()
         values = {"Sid": rec.sid, "RoomSid": rec.room_sid}
@@ -675,3 +677,40 @@ def _post_when_ready(url: str, deadline_s: float) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)  # polling with a deadline, until the child process listens
+
+
+def test_voice_video_and_media_delete_keep_the_metadata_as_deleted_and_the_media_goes(
+        http: httpx.Client, state: StandinState, account: Account) -> None:
+    voice, video, media = state.add_voice(), state.add_video(), state.add_media()
+    cases = [
+        (f"/2010-04-01/Accounts/{account.sid}/Recordings/{voice.sid}.json",
+         f"/2010-04-01/Accounts/{account.sid}/Recordings/{voice.sid}.wav"),
+        (f"/v1/Recordings/{video.sid}", f"/v1/Recordings/{video.sid}/Media"),
+        (f"/v1/MediaRecordings/{media.sid}", f"/v1/MediaRecordings/{media.sid}/Media"),
+    ]
+    for instance, media_path in cases:
+        assert http.get(media_path).status_code in (200, 302)
+        deleted = http.delete(instance)
+        assert (deleted.status_code, deleted.content) == (204, b""), instance
+        assert http.get(media_path).status_code == 404, media_path
+        assert http.delete(instance).status_code == 404, instance  # a second DELETE
+    # Voice: metadata kept for IncludeSoftDeleted; video: with Status=deleted; media: fetchable.
+    assert http.get(cases[0][0]).status_code == 404
+    assert http.get(cases[0][0], params={"IncludeSoftDeleted": "true"}).json()["status"] == "deleted"
+    soft = http.get(f"/2010-04-01/Accounts/{account.sid}/Recordings.json", params={"IncludeSoftDeleted": "true"}).json()
+    assert [(r["sid"], r["status"]) for r in soft["recordings"]] == [(voice.sid, "deleted")]
+    assert http.get(cases[1][0]).json()["status"] == "deleted"
+    assert http.get("/v1/Recordings").json()["recordings"] == []
+    assert [r["sid"] for r in http.get("/v1/Recordings", params={"Status": "deleted"}).json()["recordings"]] == [video.sid]
+    assert http.get(cases[2][0]).json()["status"] == "deleted"
+
+
+def test_a_recordings_transcriptions_list_with_their_status(http: httpx.Client, state: StandinState, account: Account) -> None:
+    rec = state.add_voice()
+    state.add_transcription(rec.sid, "completed")
+    state.add_transcription(rec.sid, "in-progress")
+    path = f"/2010-04-01/Accounts/{account.sid}/Recordings/{rec.sid}/Transcriptions.json"
+    body = http.get(path).json()
+    assert [t["status"] for t in body["transcriptions"]] == ["completed", "in-progress"]
+    assert {t["recording_sid"] for t in body["transcriptions"]} == {rec.sid}
+    assert http.get(f"/2010-04-01/Accounts/{account.sid}/Recordings/RE{'0' * 32}/Transcriptions.json").status_code == 404
