@@ -71,4 +71,7 @@ def _single_try_client(redis: Redis) -> Redis:
     connection for its scheduler."""
     client_class, connection_class, kwargs = parse_connection(redis)
     kwargs["retry"] = Retry(NoBackoff(), 0)  # type: ignore[no-untyped-call]
-    return client_class(connection_pool=ConnectionPool(connection_class=connection_class, **kwargs))
+    # from_pool: the client owns the pool, so closing the probe closes its connection too (a
+    # client merely given a pool leaves it open, and the socket leaked when the pool was freed).
+    probe: Redis = client_class.from_pool(ConnectionPool(connection_class=connection_class, **kwargs))
+    return probe

@@ -367,3 +367,19 @@ def test_a_stopping_worker_waits_for_its_pubsub_thread_before_closing_its_connec
         assert worker.pubsub is not None and worker.pubsub.connection is None
     finally:
         client.close()
+
+
+def test_waiting_for_redis_leaves_no_connection_open(redis_url: str) -> None:
+    # The probe that waits for Redis is its own client: closing it must close its connection,
+    # which a client merely handed a pool does not do (its socket leaked when the pool was freed).
+    from workers.runtime import redis_wait
+
+    client = Redis.from_url(redis_url)
+    try:
+        probe = redis_wait._single_try_client(client)
+        assert probe.ping()
+        pool = probe.connection_pool
+        probe.close()
+        assert all(conn._sock is None for conn in pool._available_connections)
+    finally:
+        client.close()
