@@ -28,6 +28,7 @@ from tests.support.paths import REPO_ROOT
 from tests.support.servers import free_port, wait_for, wait_for_count
 from tests.support.twilio_signing import sign
 from workers.jobs.catalog import Catalog
+from workers.storage.local import PARTS
 
 ROOT = REPO_ROOT
 # Both receivers verify signatures against the one public URL Twilio would call (the proxy's).
@@ -185,7 +186,7 @@ def test_two_receivers_three_workers_receiver_killed_mid_load(
     # would against Twilio. Media is fetched alongside the metadata, so such an attempt may have
     # downloaded it too: at most one download per attempt, never one after the archive.
     folder = storage / "voice" / ACCOUNT_SID
-    assert sorted(p.name for p in folder.iterdir()) == sorted([f"{sid}.wav" for sid in sids] + [f"{sid}.json" for sid in sids])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([PARTS] + [f"{sid}.wav" for sid in sids] + [f"{sid}.json" for sid in sids])
     assert not list(storage.rglob("*.part"))
     for recording in recordings:
         timeline = [json.loads(entry) for entry in redis.lrange(f"rr:timeline:voice:{recording.sid}", 0, -1)]

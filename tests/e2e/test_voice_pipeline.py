@@ -22,6 +22,7 @@ from tests.support.paths import REPO_ROOT
 from tests.support.rq_jobs import failure_trace
 from workers.commands.settings import Settings
 from workers.jobs.catalog import Catalog
+from workers.storage.local import PARTS
 
 ROOT = REPO_ROOT
 
@@ -55,7 +56,7 @@ def test_completed_recording_is_archived_with_metadata(
     assert metadata["recording"]["sid"] == recording.sid and metadata["recording"]["duration"] == "42"
     assert metadata["media"]["bytes"] == media.stat().st_size
     assert state(redis, recording.sid)["status"] == "completed" and state(redis, recording.sid)["archived_at"]
-    assert not [p for p in media.parent.iterdir() if p.name.endswith(".part")]
+    assert not list(media.parent.rglob("*.part"))
     # The media was fetched with Basic auth from the configured host, once.
     fetches = standin.state.requests("GET", f"{recording.sid}.wav")
     assert [f["username"] for f in fetches] == [ACCOUNT_SID]
@@ -83,7 +84,7 @@ def test_a_rerun_neither_downloads_again_nor_leaves_a_second_copy(
     drain(settings)
     assert len(standin.state.requests("GET", f"{recording.sid}.wav")) == 1
     assert sorted(p.name for p in (settings.storage_path / "voice" / ACCOUNT_SID).iterdir()) == sorted(
-        [f"{recording.sid}.wav", f"{recording.sid}.json"]
+        [PARTS, f"{recording.sid}.wav", f"{recording.sid}.json"]
     )
 
 

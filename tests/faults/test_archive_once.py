@@ -30,6 +30,7 @@ from workers.failures import Deferred
 from workers.jobs.archive_claim import ArchiveClaims
 from workers.jobs.catalog import Catalog
 from workers.jobs.throttle import AccountThrottle
+from workers.storage.local import PARTS
 from workers.storage.sweep import sweep
 
 
@@ -86,14 +87,15 @@ def test_a_run_that_died_after_its_commit_record_is_finished_without_twilio_or_a
     before = (_identity(media), _identity(record))
     calls = len(standin.state.requests())
     # Killed after linking its record into place, before removing the record's temp name.
-    (record.parent / f".{record.name}.k9.part").write_bytes(record.read_bytes())
+    (record.parent / PARTS).mkdir(exist_ok=True)
+    (record.parent / PARTS / f".{record.name}.k9.part").write_bytes(record.read_bytes())
     _forget_archive(redis, recording.sid)
     _replay(redis, recording.sid)
     drain(settings)
     assert Catalog(redis).get("voice", recording.sid).get("archived_at")
     assert (_identity(media), _identity(record)) == before
     assert len(standin.state.requests()) == calls
-    assert not list(record.parent.glob(".*.part"))
+    assert not list(record.parent.rglob(".*.part"))
     outcomes = [json.loads(e)["outcome"] for e in redis.lrange(f"rr:timeline:voice:{recording.sid}", 0, -1) if b'"kind":"job"' in e]
     assert sorted(outcomes) == ["done", "recovered"]
 
@@ -124,15 +126,16 @@ def test_the_next_attempt_removes_every_temp_file_of_its_recording(
     receiver = start_receiver(settings)
     recording, other = standin.state.add_voice(account_sid=ACCOUNT_SID), "RE" + "9" * 32
     media, record = _files(settings, recording.sid)
-    media.parent.mkdir(parents=True)
+    parts = media.parent / PARTS
+    parts.mkdir(parents=True)
     # What a worker SIGKILLed mid-download and mid-record leaves; another recording's temp stays.
-    leftovers = [media.parent / f".{media.name}.k1.part", media.parent / f".{record.name}.k2.part"]
-    for path in [*leftovers, media.parent / f".{other}.wav.k3.part"]:
+    leftovers = [parts / f".{media.name}.k1.part", parts / f".{record.name}.k2.part"]
+    for path in [*leftovers, parts / f".{other}.wav.k3.part"]:
         path.write_bytes(b"half")
     receiver.post(receiver.url(), callback(recording))
     drain(settings)
     assert Catalog(redis).get("voice", recording.sid).get("archived_at")
-    assert sorted(p.name for p in media.parent.iterdir() if p.name.endswith(".part")) == [f".{other}.wav.k3.part"]
+    assert sorted(p.name for p in media.parent.rglob("*.part")) == [f".{other}.wav.k3.part"]
 
 
 def test_the_sweep_removes_only_temp_files_older_than_the_safe_age(tmp_path: Path) -> None:

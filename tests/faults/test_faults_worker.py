@@ -23,6 +23,7 @@ from tests.support.rq_jobs import failure_trace
 from tests.support.servers import wait_for
 from workers.commands.settings import Settings
 from workers.jobs.catalog import Catalog
+from workers.storage.local import PARTS
 
 ROOT = REPO_ROOT
 
@@ -55,7 +56,7 @@ def test_worker_killed_mid_download_is_retried_and_archives_exactly_once(
     # the lock's 60 s lease, which is RQ's behaviour and not what this test is about.
     first = subprocess.Popen([*cmd, "--no-scheduler"], env=_worker_env(settings, standin), cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: folder.exists() and list(folder.glob("*.part")), timeout=20, what="the download to start")
+        wait_for(lambda: folder.exists() and list(folder.rglob("*.part")), timeout=20, what="the download to start")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
@@ -73,7 +74,7 @@ def test_worker_killed_mid_download_is_retried_and_archives_exactly_once(
         second.wait(timeout=30)
     media = folder / f"{recording.sid}.wav"
     assert media.read_bytes() == standin.state.media_bytes(recording, "wav")
-    assert sorted(p.name for p in folder.iterdir()) == sorted([media.name, f"{recording.sid}.json"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([PARTS, media.name, f"{recording.sid}.json"])
     attempts = [e for e in Catalog(redis).redis.lrange(f"rr:timeline:voice:{recording.sid}", 0, -1) if b'"outcome":"done"' in e]
     assert len(attempts) == 1
 
@@ -88,7 +89,7 @@ def test_sigterm_lets_the_running_job_finish(
     receiver.post(receiver.url(), callback(recording))
     folder = settings.storage_path / "voice" / ACCOUNT_SID
     worker = subprocess.Popen([sys.executable, "-m", "workers.commands.cli", "worker"], env=_worker_env(settings, standin), cwd=ROOT, stderr=subprocess.DEVNULL)
-    wait_for(lambda: folder.exists() and list(folder.glob("*.part")), timeout=20, what="the download to start")
+    wait_for(lambda: folder.exists() and list(folder.rglob("*.part")), timeout=20, what="the download to start")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
     assert Catalog(redis).get("voice", recording.sid).get("archived_at")

@@ -116,7 +116,7 @@ def _up_with_a_slow_download(
     url = f"http://127.0.0.1:{port}/twilio/recordings/voice"
     assert simulate.send(url, simulate.voice_params(ACCOUNT_SID, "completed", recording.sid), AUTH_TOKEN).status_code == 204
     folder = tmp_path / "data" / "recordings" / "voice" / ACCOUNT_SID
-    wait_for(lambda: folder.exists() and list(folder.glob("*.part")), timeout=30, what="the download to start")
+    wait_for(lambda: folder.exists() and list(folder.rglob("*.part")), timeout=30, what="the download to start")
     return proc, log, recording
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from typing import TYPE_CHECKING, Any
 
 from receiver.kernel.events import ERROR_MEANINGS, RecordingEvent
@@ -127,10 +127,15 @@ def _fetch_while_downloading(
     """Both Twilio calls at once: with Twilio's latency on each, one after the other was most
     of a recording's callback-to-archived time. A metadata failure wins (it is the one a
     serial run would have met first); a download that completed meanwhile is kept for the retry."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="media") as pool:
-        downloading = pool.submit(_media, ctx, location, keys)
+    downloading = ctx.downloads.submit(_media, ctx, location, keys)
+    try:
         metadata = api.fetch(ctx, account, event.sid)
-        return metadata, downloading.result()
+    except BaseException:
+        # Never a download left running past its job: the job's claim on the recording ends with it.
+        if not downloading.cancel():
+            wait([downloading])
+        raise
+    return metadata, downloading.result()
 
 
 def absent(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:

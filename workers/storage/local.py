@@ -22,9 +22,15 @@ def digest(path: Path) -> Stored:
         return Stored(size=os.fstat(handle.fileno()).st_size, sha256=sha.hexdigest())
 
 
+# Temp files live in a folder of their own beside the archives: finding a recording's leftovers
+# then reads only the writes in flight, not a folder that grows by two files per recording.
+PARTS = ".parts"
+
+
 def _temp_beside(path: Path) -> tuple[int, Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    parts = path.parent / PARTS
+    parts.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parts)
     return fd, Path(name)
 
 
@@ -119,7 +125,7 @@ class LocalStore:
         """Every temp file an earlier attempt at this recording left (a worker killed mid-write)."""
         record = self.root / record_key
         removed = 0
-        for leftover in record.parent.glob(f".{record.stem}.*.part"):
+        for leftover in (record.parent / PARTS).glob(f".{record.stem}.*.part"):
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed

@@ -107,7 +107,7 @@ def _archive_video(settings: Settings, receiver: Receiver, standin: Any) -> Any:
 
 def _nothing_stored(settings: Settings, source: str) -> bool:
     folder = settings.storage_path / source / ACCOUNT_SID
-    return not folder.exists() or not list(folder.iterdir())
+    return not folder.exists() or not [p for p in folder.rglob("*") if p.is_file()]
 
 
 # Where an answer from a configured host may send the download next; each one is internal.
