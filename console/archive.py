@@ -76,14 +76,19 @@ class Archive:
         return record.read(self.store, key)
 
     def view(self, source: str, sid: str, fields: dict[str, str]) -> ArchiveView:
-        """The media and the record's facts for one recording page (blocking: storage is read)."""
+        """The media and the record's facts for one recording page (blocking: storage is read);
+        the player's media is only ever what the catalog and the commit record both name."""
         found = media.locate(source, sid, fields)
         key = media.record_key(source, sid, fields)
         try:
             kept = self.record(key) if key else None
         except RecordingReceiverError as exc:
             return ArchiveView(found, error=f"the archive record could not be read: {exc}")
-        return ArchiveView(found, facts(kept), media_origin=self.origin(found) if found else "'self'")
+        # The player only for media the commit record names: the record is what "archived" means.
+        named = kept.get("media") if kept else None
+        if found is None or not isinstance(named, dict) or named.get("file") != found.name:
+            return ArchiveView(None, facts(kept))
+        return ArchiveView(found, facts(kept), media_origin=self.origin(found))
 
     def close(self) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from tests.conftest import ACCOUNT_SID
 from tests.standin.media import wav_header
 from tests.support.console.helpers import TOKEN, sid, sign_in
 from tests.support.s3_server import Bucket, bucket, s3_server
+from tests.support.servers import free_port
 from workers.commands.settings import Settings
 from workers.storage import open_store, record
 from workers.storage.seam import Keys, Store
@@ -226,3 +227,38 @@ def test_the_link_lifetime_is_refused_outside_s3_s_bounds(monkeypatch: pytest.Mo
 def test_the_link_lifetime_defaults_to_fifteen_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ADMIN_MEDIA_LINK_SECONDS", raising=False)
     assert ConsoleSettings().admin_media_link_seconds == 900
+
+
+def test_storage_the_console_cannot_read_is_a_line_on_the_page_not_an_error_page(
+    console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], redis: Redis,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    settings = console_settings(storage_url="s3://somewhere/archive", storage_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    rec = sid("RE", 9)
+    place = Keys.of("voice", ACCOUNT_SID, rec, "wav")
+    redis.hset(keys.recording_key("voice", rec), mapping={
+        "source": "voice", "sid": rec, "account_sid": ACCOUNT_SID, "status": "completed",
+        "media_path": f"s3://somewhere/archive/{place.media}", "metadata_path": f"s3://somewhere/archive/{place.record}",
+    })
+    client = sign_in(start_console(settings))
+    page = client.get(f"/recordings/voice/{rec}")
+    assert page.status_code == 200
+    assert "the archive record could not be read: no AWS credentials found" in page.text and "Traceback" not in page.text
+    media = client.get(f"/recordings/voice/{rec}/media")
+    assert media.status_code == 503 and "the media link could not be made: no AWS credentials found" in media.text
+
+
+def test_no_player_for_media_the_commit_record_does_not_name(
+    console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], redis: Redis,
+) -> None:
+    settings = console_settings()
+    rec = archive(settings, redis, 10)
+    (settings.storage_path / "voice" / ACCOUNT_SID / f"{rec}.json").unlink()
+    client = sign_in(start_console(settings))
+    page = client.get(f"/recordings/voice/{rec}").text
+    assert "<audio" not in page and "Download" not in page and 'id="twilio-metadata"' not in page
