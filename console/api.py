@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from console import audit, context, csrf, fleet, jobrefs, overview, recording
+from console import audit, context, csrf, fleet, jobrefs, media, overview, recording
 from console.actions import NotFailed
 from console.queries import PAGE_SIZE, BadFilter, Cursor, Filters
 from console.replies import integer
@@ -43,7 +43,11 @@ async def recording_json(request: Request) -> Response:
     detail = None
     if recording.valid(source, sid):
         detail = await console.run(recording.load, console.redis, console.queue_name, source, sid)
-    return _json(detail.to_json()) if detail else _json({"error": "no such recording"}, 404)
+    if detail is None:
+        return _json({"error": "no such recording"}, 404)
+    # The media is served beside the page (same sign-in: a session or the bearer token).
+    found = media.locate(source, sid, detail.fields)
+    return _json({**detail.to_json(), "media_url": f"/recordings/{source}/{sid}/media" if found else None})
 
 
 async def failures_json(request: Request) -> Response:

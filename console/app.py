@@ -16,8 +16,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import api, confirm, context, hold_actions, login, pages
+from console import api, confirm, context, hold_actions, login, media_routes, pages
 from console.actions import Actions
+from console.archive import Archive
 from console.auth import Authenticator
 from console.bind import auth_is_open, problems
 from console.brake import Brake, Policy
@@ -53,6 +54,7 @@ def routes() -> list[Route | Mount]:
         Route("/", pages.overview_page, methods=["GET"]),
         Route("/recordings", pages.recordings_page, methods=["GET"]),
         Route("/recordings/{source:str}/{sid:str}", pages.recording_page, methods=["GET"]),
+        Route("/recordings/{source:str}/{sid:str}/media", media_routes.recording_media, methods=["GET"]),
         Route("/recordings/{source:str}/{sid:str}/hold", hold_actions.hold_perform, methods=["POST"]),
         Route("/recordings/{source:str}/{sid:str}/release", hold_actions.release_perform, methods=["POST"]),
         Route("/failures", pages.failures_page, methods=["GET"]),
@@ -102,6 +104,7 @@ def create_app(
         recordings=Recordings(redis, settings.queue_name), failures=failed,
         actions=Actions(redis, settings.queue_name, settings.retry_max, failed),
         metrics=registry_for(redis, settings.queue_name), brake=brake, sessions=sessions,
+        archive=Archive(settings, settings.admin_media_link_seconds),
     )
     doorman = Doorman(auth, brake, sessions, settings.trusted_proxies)
 
@@ -112,6 +115,7 @@ def create_app(
         if open_access:
             log.warning("console authentication is OFF (ADMIN_INSECURE_NO_AUTH on a loopback bind)")
         yield
+        console.archive.close()
         redis.close()
 
     app = Starlette(

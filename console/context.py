@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from console.actions import Actions
+from console.archive import Archive
 from console.auth import Authenticator
 from console.brake import Brake
 from console.failures import FailureIndex
@@ -35,6 +36,7 @@ class Console:
     metrics: CollectorRegistry
     brake: Brake
     sessions: Sessions
+    archive: Archive
 
     @property
     def queue_name(self) -> str:

@@ -36,6 +36,11 @@ SECURITY_HEADERS = {
 }
 
 
+def with_media(origin: str) -> str:
+    """The policy for a page that plays media from `origin` ('self', or it and the object store)."""
+    return SECURITY_HEADERS["content-security-policy"] + f"; media-src {origin}"
+
+
 def is_machine_path(path: str) -> bool:
     return path.startswith(MACHINE_PREFIXES)
 

@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import audit, context, fleet, overview, recording
+from console import audit, context, fleet, guard, overview, recording
 from console.queries import PAGE_SIZE, SOURCES, STATUSES, BadFilter, Cursor, Filters
 from console.render import url
 from console.replies import integer
@@ -49,7 +49,10 @@ async def recording_page(request: Request) -> Response:
     detail = await console.run(recording.load, console.redis, console.queue_name, source, sid)
     if detail is None:
         raise HTTPException(404, f"nothing is known about {source} recording {sid}")
-    return console.renderer.page(request, "recording.html", r=detail)
+    stored = await console.run(console.archive.view, source, sid, detail.fields)
+    page = console.renderer.page(request, "recording.html", r=detail, a=stored)
+    page.headers["content-security-policy"] = guard.with_media(stored.media_origin)
+    return page
 
 
 async def failures_page(request: Request) -> Response:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from console import csrf
+from console.archive_facts import epoch_of
 
 TEMPLATES = Path(__file__).parent / "templates"
 NOTICES = {
@@ -96,7 +97,7 @@ class Renderer:
             loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
             trim_blocks=True, lstrip_blocks=True,
         )
-        self.env.filters.update(ago=ago, duration=duration, utc=utc, count=count, size=size)
+        self.env.filters.update(ago=ago, duration=duration, utc=utc, count=count, size=size, epoch=epoch_of)
         self.env.globals.update(url=url, auth_open=auth_open)
 
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:

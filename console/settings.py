@@ -27,6 +27,10 @@ class ConsoleSettings(SharedSettings):
         default=False, description="Always mark console cookies Secure (they are whenever a request arrives over HTTPS)"
     )
     admin_session_hours: float = Field(default=12.0, gt=0, description="How long a console login lasts")
+    # S3's presigned links last at most 7 days; a player seeking after its link lapsed needs a reload.
+    admin_media_link_seconds: int = Field(
+        default=900, ge=1, le=7 * 24 * 3600, description="How long a media link to object storage works"
+    )
     # Comma-separated IPs or CIDRs of proxies in front of the console. Only from these does the
     # console believe X-Forwarded-For (the sign-in brake counts per client address); empty: none.
     admin_trusted_proxies: str = ""

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 
 from receiver.kernel.settings import SharedSettings
 
-STORAGE_SCHEMES = ("file", "s3")
 DELAY_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 24 * 3600}
 _DELAY = re.compile(r"(\d{1,7})([smhd])")
 
@@ -36,12 +33,7 @@ class WorkerSettings(SharedSettings):
     twilio_media_base_url: str = "https://media.twilio.com"
     twilio_timeout_seconds: float = 15.0
 
-    storage_dir: Path | None = Field(default=None, description="Defaults to DATA_DIR/recordings")
-    # Where archives go: a local directory (`file:///path` or a plain path) or S3-compatible object
-    # storage (`s3://bucket/prefix`); wins over STORAGE_DIR. Credentials never come from here: only
-    # from the standard AWS environment variables and profiles.
-    storage_url: str | None = Field(default=None, description="Defaults to STORAGE_DIR")
-    storage_endpoint_url: str | None = Field(default=None, description="S3 endpoint for MinIO, R2, GCS interop")
+    # Where archives go (STORAGE_DIR, STORAGE_URL, STORAGE_ENDPOINT_URL) is shared: the console reads them too.
     storage_sse: Literal["none", "AES256", "aws:kms"] = "none"
     storage_sse_kms_key_id: str | None = None
     storage_class: str | None = Field(default=None, description="S3 storage class, e.g. STANDARD_IA")
@@ -97,36 +89,3 @@ class WorkerSettings(SharedSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator("storage_url")
-    @classmethod
-    def _check_storage_url(cls, value: str | None) -> str | None:
-        # The value is never repeated: a URL pasted with a key in it must not reach a log.
-        if value and "://" in value:
-            parts = urlsplit(value)
-            if parts.scheme not in STORAGE_SCHEMES:
-                raise ValueError("must be a path, file:///path or s3://bucket/prefix")
-            if parts.username is not None or parts.password is not None or parts.query:
-                raise ValueError("must not carry credentials: use the standard AWS environment variables or profiles")
-            if parts.scheme == "s3" and not parts.hostname:
-                raise ValueError("s3:// needs a bucket, e.g. s3://my-recordings/prefix")
-            if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
-                raise ValueError("file:// takes an absolute path on this machine, e.g. file:///var/lib/recordings")
-        return value
-
-    @property
-    def storage_path(self) -> Path:
-        """The local archive directory (with s3:// storage: where it would be, unused)."""
-        url = self.storage_url
-        if url and url.startswith("file://"):
-            return Path(unquote(urlsplit(url).path))
-        if url and "://" not in url:
-            return Path(url)
-        return self.storage_dir or self.data_dir / "recordings"
-
-    @property
-    def storage_bucket(self) -> tuple[str, str] | None:
-        """(bucket, key prefix without slashes) for s3:// storage, else None."""
-        if not self.storage_url or not self.storage_url.startswith("s3://"):
-            return None
-        parts = urlsplit(self.storage_url)
-        return parts.netloc, parts.path.strip("/")

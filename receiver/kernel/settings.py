@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REDACTED = "***"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+STORAGE_SCHEMES = ("file", "s3")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -52,6 +53,13 @@ class SharedSettings(BaseSettings):
 
     # Storage and the embedded Redis.
     data_dir: Path = Path("data")
+    # Where archives are: workers write them, the console plays them back.
+    storage_dir: Path | None = Field(default=None, description="Defaults to DATA_DIR/recordings")
+    # A local directory (`file:///path` or a plain path) or S3-compatible object storage
+    # (`s3://bucket/prefix`); wins over STORAGE_DIR. Credentials never come from here: only
+    # from the standard AWS environment variables and profiles.
+    storage_url: str | None = Field(default=None, description="Defaults to STORAGE_DIR")
+    storage_endpoint_url: str | None = Field(default=None, description="S3 endpoint for MinIO, R2, GCS interop")
 
     # The job's shape: the receiver, the reconciler and the console's replays all enqueue it.
     queue_name: str = "recordings"
@@ -71,6 +79,40 @@ class SharedSettings(BaseSettings):
         if value and urlsplit(value).scheme not in REDIS_SCHEMES:
             raise ValueError("must start with redis://, rediss:// or unix://, e.g. redis://:PASSWORD@host:6379/0")
         return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        # The value is never repeated: a URL pasted with a key in it must not reach a log.
+        if value and "://" in value:
+            parts = urlsplit(value)
+            if parts.scheme not in STORAGE_SCHEMES:
+                raise ValueError("must be a path, file:///path or s3://bucket/prefix")
+            if parts.username is not None or parts.password is not None or parts.query:
+                raise ValueError("must not carry credentials: use the standard AWS environment variables or profiles")
+            if parts.scheme == "s3" and not parts.hostname:
+                raise ValueError("s3:// needs a bucket, e.g. s3://my-recordings/prefix")
+            if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
+                raise ValueError("file:// takes an absolute path on this machine, e.g. file:///var/lib/recordings")
+        return value
+
+    @property
+    def storage_path(self) -> Path:
+        """The local archive directory (with s3:// storage: where it would be, unused)."""
+        url = self.storage_url
+        if url and url.startswith("file://"):
+            return Path(unquote(urlsplit(url).path))
+        if url and "://" not in url:
+            return Path(url)
+        return self.storage_dir or self.data_dir / "recordings"
+
+    @property
+    def storage_bucket(self) -> tuple[str, str] | None:
+        """(bucket, key prefix without slashes) for s3:// storage, else None."""
+        if not self.storage_url or not self.storage_url.startswith("s3://"):
+            return None
+        parts = urlsplit(self.storage_url)
+        return parts.netloc, parts.path.strip("/")
 
     @field_validator("log_level")
     @classmethod

@@ -50,7 +50,8 @@ def _imports(path: Path) -> set[str]:
 ROOMS: dict[str, tuple[str, ...]] = {
     "receiver.kernel": (),
     "receiver.app": ("receiver.kernel",),
-    "console": ("receiver.kernel",),
+    # The console reads archives back (media, the commit record) through the storage seam.
+    "console": ("receiver.kernel", "workers.storage"),
     "workers.failures": ("receiver.kernel",),
     "workers.settings": ("receiver.kernel",),
     "workers.twilio_rest": ("receiver.kernel", "workers.failures", "workers.settings"),

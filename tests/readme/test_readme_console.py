@@ -258,3 +258,28 @@ def test_a_console_login_lasts_admin_session_hours(
     cookie, _ = brief.issue(USER)
     assert brief.session(cookie) is not None
     wait_for(lambda: brief.session(cookie) is None, timeout=10, what="the one-second session to lapse")
+
+
+def test_an_archived_recording_s_page_plays_and_offers_its_media_to_signed_in_operators_only(
+    console_pipeline: tuple[Settings, Receiver, str], standin: Any,
+) -> None:
+    settings, receiver, console = console_pipeline
+    recording = standin.state.add_voice(account_sid=ACCOUNT_SID, duration=42, channels=2)
+    receiver.post(receiver.url(), callback(recording, "completed"))
+    drain(settings)
+    assert "plays its media" in readme.prose() and "`ADMIN_MEDIA_LINK_SECONDS`" in readme.prose()
+    client = sign_in(console)
+    page = client.get(f"/recordings/voice/{recording.sid}").text
+    media = f"/recordings/voice/{recording.sid}/media"
+    assert f'<audio controls preload="metadata" src="{media}">' in page and f'href="{media}?download=1" download' in page
+    twilio = page.split('id="twilio-metadata"')[1].split("</section>")[0]
+    created = recording.date_created.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert "42 s" in twilio and "<th>Channels</th><td class=\"mono\">2</td>" in twilio and created in twilio
+    served = (settings.storage_path / "voice" / ACCOUNT_SID / f"{recording.sid}.wav").read_bytes()
+    part = client.get(media, headers={"range": "bytes=0-3"})
+    assert part.status_code == 206 and part.content == served[:4] == b"RIFF"
+    assert client.get(media, headers={"range": "bytes=0-3,8-11"}).status_code == 416
+    assert client.get(f"{media}?download=1").headers["content-disposition"].startswith("attachment")
+    with httpx.Client(base_url=console, timeout=10) as anonymous:
+        refused = anonymous.get(media)
+        assert refused.status_code == 303 and refused.headers["location"].startswith("/login") and b"RIFF" not in refused.content

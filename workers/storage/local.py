@@ -80,6 +80,15 @@ class LocalStore:
     def where(self, key: str) -> str:
         return str(self.root / key)
 
+    def path_of(self, key: str) -> Path:
+        """The file a key names, for serving it back; ValueError for a key that would leave the root
+        (keys come from validated sids, so only a bug gets here)."""
+        root = self.root.resolve()
+        path = (root / key).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise ValueError("key outside the archive directory")
+        return path
+
     def put_media(self, key: str, chunks: Iterable[bytes]) -> Stored:
         dest = self.root / key
         fd, temp = _temp_beside(dest)

@@ -98,6 +98,14 @@ class S3Store:
     def where(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full(key)}"
 
+    def presigned_get(self, key: str, seconds: int, content_type: str, disposition: str) -> str:
+        """A GET link that works for `seconds` without credentials, answering with these headers.
+        Signed here, no request made. The link carries a signature: it is never logged."""
+        params = {"Bucket": self.bucket, "Key": self._full(key), "ResponseContentType": content_type,
+                  "ResponseContentDisposition": disposition}
+        with self._errors("GetObject"):
+            return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
+
     def put_media(self, key: str, chunks: Iterable[bytes]) -> Stored:
         full = self._full(key)
         with self._errors("PutObject"):
@@ -287,6 +295,9 @@ def _make_client(endpoint_url: str | None) -> S3Client:
         # MinIO and most self-hosted servers serve buckets by path, not by subdomain.
         s3={"addressing_style": "path"} if endpoint_url else None,
         max_pool_connections=32,
+        # SigV4 everywhere, presigned links included (botocore would sign those with SigV2 in us-east-1,
+        # which newer regions refuse); its links last at most 7 days (ADMIN_MEDIA_LINK_SECONDS).
+        signature_version="s3v4",
     )
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
 
