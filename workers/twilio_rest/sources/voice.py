@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 FIELDS = (
     "sid", "account_sid", "call_sid", "conference_sid", "status", "duration", "channels", "source",
     "error_code", "start_time", "date_created", "date_updated", "price", "price_unit", "track", "uri",
-    "api_version", "media_url",
+    "api_version", "media_url", "encryption_details",
 )
 MAX_PAGE_SIZE = 1000
 
