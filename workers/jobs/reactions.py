@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +64,7 @@ def _archive(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
         metadata = api.fetch(ctx, account, event.sid)
         location = api.media(ctx, account, event, metadata)
         keys = _keys(event, location)
-        stored = _media(ctx, location, keys, lambda: metadata) if location is not None else None
+        stored = _media(ctx, location, keys, decryption.known(metadata)) if location is not None else None
     media = archive_record.media_entry(keys.media, stored, location.ext) if location and stored else None
     encryption = decryption.record_entry(ctx.settings, metadata)
     if media is not None and encryption is not None:
@@ -105,7 +104,7 @@ def _keys(event: RecordingEvent, location: MediaLocation | None) -> Keys:
     return Keys.of(event.source.value, event.account_sid, event.sid, ext)
 
 
-def _media(ctx: WorkerContext, location: MediaLocation, keys: Keys, metadata: Callable[[], dict[str, Any]]) -> Stored:
+def _media(ctx: WorkerContext, location: MediaLocation, keys: Keys, metadata: Future[dict[str, Any]]) -> Stored:
     """A download an earlier attempt completed (its job then failed on metadata, or died before
     the record) is kept, never fetched again: it was put in place only once whole. Encrypted
     media is decrypted on its way in (`metadata` says whether it is)."""
@@ -132,11 +131,11 @@ def _fetch_while_downloading(
 ) -> tuple[dict[str, Any], Stored]:
     """Both Twilio calls at once: with Twilio's latency on each, one after the other was most
     of a recording's callback-to-archived time. A metadata failure wins (it is the one a
-    serial run would have met first). The download waits for the metadata after its first chunk
-    (it may be encrypted), so a metadata failure abandons it too."""
+    serial run would have met first). The download reads ahead while the metadata comes, then
+    waits for it (the media may be encrypted), so a metadata failure abandons it too."""
     fetched: Future[dict[str, Any]] = Future()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="media") as pool:
-        downloading = pool.submit(_media, ctx, location, keys, fetched.result)
+        downloading = pool.submit(_media, ctx, location, keys, fetched)
         try:
             metadata = api.fetch(ctx, account, event.sid)
         except BaseException:
