@@ -112,7 +112,7 @@ def _media(ctx: WorkerContext, location: MediaLocation, keys: Keys, metadata: Fu
     if kept is not None:
         return kept
     downloaded = media_stream.chunks(ctx.egress, location.url, auth=location.auth, expected=location.expected_bytes)
-    chunks = decryption.stage(ctx.settings, downloaded, metadata)
+    chunks = decryption.stage(ctx.settings, downloaded, metadata) if location.may_be_encrypted else downloaded
     try:
         with contextlib.closing(chunks):
             return ctx.store.put_media(keys.media, chunks)

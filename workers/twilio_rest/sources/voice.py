@@ -80,7 +80,7 @@ class VoiceApi:
     def media_from_sids(self, ctx: RestContext, account: Account, event: RecordingEvent) -> MediaLocation:
         fmt = ctx.settings.media_format
         url = media_url(ctx.settings.twilio_api_base_url, account.sid, event.sid, fmt)
-        return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)
+        return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt, may_be_encrypted=True)
 
     def delete(self, ctx: RestContext, account: Account, sid: str) -> None:
         # Twilio keeps the metadata 40 days (status "deleted", listed with IncludeSoftDeleted); the media goes.
