@@ -38,6 +38,11 @@ class WorkerSettings(SharedSettings):
     storage_sse_kms_key_id: str | None = None
     storage_class: str | None = Field(default=None, description="S3 storage class, e.g. STANDARD_IA")
     media_format: Literal["wav", "mp3"] = "wav"
+    # Voice Recording Encryption: `<public key SID>.pem` files (passwordless RSA private keys in
+    # PEM), read at each use; encrypted media is decrypted into storage. KEEP_ENCRYPTED stores it
+    # as Twilio served it instead, its record keeping what decrypting it later takes.
+    recording_keys_dir: Path | None = Field(default=None, description="Private keys named <CR sid>.pem")
+    keep_encrypted: bool = False
 
     # Jobs wait on Twilio, so threads in one process multiply throughput.
     worker_threads: int = 8

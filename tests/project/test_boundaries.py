@@ -57,7 +57,10 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "workers.twilio_rest": ("receiver.kernel", "workers.failures", "workers.settings"),
     # Storage knows nothing of Twilio or jobs: it takes a stream of chunks and keeps them.
     "workers.storage": ("receiver.kernel", "workers.failures", "workers.settings"),
-    "workers.jobs": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.storage"),
+    # Twilio's recording encryption undone: keys, the CEK, the GCM stream (no Twilio calls, no storage).
+    "workers.encryption": ("receiver.kernel", "workers.failures", "workers.settings"),
+    "workers.jobs": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.storage",
+                     "workers.encryption"),
     "workers.reconcile": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.jobs"),
     "workers.runtime": ("receiver.kernel", "workers.failures", "workers.settings", "workers.jobs", "workers.reconcile",
                         "workers.storage"),

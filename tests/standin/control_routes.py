@@ -106,6 +106,16 @@ async def add_api_key(request: Request) -> Response:
                         status_code=201)
 
 
+async def add_public_key(request: Request) -> Response:
+    """{"public_key": PEM, "sid": optional CR…}: voice recordings added with "encrypt_with": its SID are encrypted to it."""
+    data = await _body(request)
+    try:
+        sid = standin_state(request).add_public_key(str(data.get("public_key", "")), data.get("sid"))
+    except ValueError as exc:
+        raise ApiError(400, f"public_key: {exc}") from exc
+    return JSONResponse({"sid": sid}, status_code=201)
+
+
 async def requests_log(request: Request) -> Response:
     return JSONResponse(standin_state(request).requests())
 
@@ -132,6 +142,7 @@ routes = [
     Route("/_standin/recordings/{kind}", add_recording, methods=["POST"]),
     Route("/_standin/accounts", add_account, methods=["POST"]),
     Route("/_standin/accounts/{account_sid}/keys", add_api_key, methods=["POST"]),
+    Route("/_standin/public_keys", add_public_key, methods=["POST"]),
     Route("/_standin/requests", requests_log, methods=["GET"]),
     Route("/_standin/latency", set_latency, methods=["POST"]),
     Route("/_standin/media_size", set_media_size, methods=["POST"]),

@@ -53,6 +53,9 @@ class VoiceRecording:
     # None means "derive deterministic bytes from the SID at request time".
     media: bytes | None = None
     kind: RecordingKind = "voice"
+    # Voice Recording Encryption: `media` then holds the ciphertext and tag, `plaintext` what was encrypted.
+    encryption_details: dict[str, str] | None = None
+    plaintext: bytes | None = None
     # Its transcriptions (GET …/Recordings/{Sid}/Transcriptions.json), oldest first.
     transcriptions: list[Transcription] = field(default_factory=list)
 

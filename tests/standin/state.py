@@ -14,6 +14,7 @@ from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from . import encryption
 from .faults import FOREVER, Fault, take_fault
 from .media import STREAM_ABOVE, media_for, media_stream
 from .records import (
@@ -57,6 +58,8 @@ class StandinState:
         self.voice_media_requires_auth = True
         self.accounts: dict[str, Account] = {}
         self.api_keys: dict[str, ApiKey] = {}
+        # Voice Recording Encryption's public keys (Twilio's Credentials/PublicKeys), PEM by CR SID.
+        self.public_keys: dict[str, bytes] = {}
         # Requests held by hang faults, each with the event loop that must wake it.
         self._hangs: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         # reset() returns the knobs to these constructor values.
@@ -78,6 +81,7 @@ class StandinState:
             if not keep_accounts:
                 self.accounts.clear()
                 self.api_keys.clear()
+                self.public_keys.clear()
 
     # -- accounts and credentials -------------------------------------------------
 
@@ -147,7 +151,28 @@ class StandinState:
                 "start_time": created, "date_updated": created + timedelta(seconds=duration),
                 "price": "-0.0025" if status == "completed" else None,
             }
-            return self._put(VoiceRecording, defaults, overrides)
+            public_key_sid = overrides.pop("encrypt_with", None)
+            record = self._put(VoiceRecording, defaults, overrides)
+            if public_key_sid is not None:
+                self._encrypt(record, str(public_key_sid))
+            return record
+
+    def add_public_key(self, pem: bytes | str, sid: str | None = None) -> str:
+        """Register a public key as Twilio's console does; recordings added with `encrypt_with=`
+        its SID are encrypted to it."""
+        data = pem.encode() if isinstance(pem, str) else pem
+        encryption.public_key(data)
+        with self.lock:
+            sid = sid or make_sid("CR", self.rng)
+            self.public_keys[sid] = data
+            return sid
+
+    def _encrypt(self, record: VoiceRecording, public_key_sid: str) -> None:
+        if public_key_sid not in self.public_keys:
+            raise KeyError(f"no public key {public_key_sid}")
+        plaintext = record.media if record.media is not None else media_for(record.sid, "wav", self.media_size, record.channels)
+        record.media, record.encryption_details = encryption.encrypt(self.public_keys[public_key_sid], public_key_sid, plaintext)
+        record.plaintext = plaintext
 
     def add_video(self, **overrides: Any) -> VideoRecording:
         with self.lock:

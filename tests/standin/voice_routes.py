@@ -42,7 +42,7 @@ def voice_json(rec: VoiceRecording, base: str, scope: Scope = "account") -> dict
         "start_time": rfc2822(rec.start_time), "price": rec.price, "price_unit": rec.price_unit,
         # duration is a STRING in 2010-04-01 (schema and examples agree).
         "duration": str(rec.duration), "sid": rec.sid, "source": rec.source, "status": rec.status,
-        "error_code": rec.error_code, "encryption_details": None, "uri": _instance_uri(rec, scope),
+        "error_code": rec.error_code, "encryption_details": rec.encryption_details, "uri": _instance_uri(rec, scope),
     }
     if scope == "call":
         body["track"] = rec.track

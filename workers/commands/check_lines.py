@@ -68,3 +68,19 @@ def storage(settings: Settings) -> Finding | None:
         return Finding(f"storage    {exc}", ok=False)
     finally:
         store.close()
+
+
+def recording_keys(settings: Settings) -> Finding | None:
+    """The private keys for encrypted recordings: how many and their SIDs, never their contents."""
+    if settings.recording_keys_dir is None:
+        return None
+    from workers.encryption.private_keys import UnusableKey, check
+
+    try:
+        sids = check(settings.recording_keys_dir)
+    except UnusableKey as exc:
+        return Finding(f"keys       {exc}", ok=False)
+    if not sids:
+        return Finding(f"warning    RECORDING_KEYS_DIR {settings.recording_keys_dir} holds no <CR sid>.pem file: "
+                       "encrypted recordings will fail until their key is added")
+    return Finding(f"keys       {len(sids)} private key(s) for encrypted recordings: {', '.join(sids)}")

@@ -294,7 +294,7 @@ def check() -> None:
 
     settings = _with_up_redis(_settings(Settings))
     findings = [check_lines.accounts(load_accounts(settings), settings), _redis_finding(settings),
-                check_lines.public_base_url(settings), check_lines.storage(settings)]
+                check_lines.public_base_url(settings), check_lines.storage(settings), check_lines.recording_keys(settings)]
     for finding in findings:
         if finding is not None:
             click.echo(finding.line)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, Any
 
 from receiver.kernel.events import ERROR_MEANINGS, RecordingEvent
-from workers.failures import PermanentError
-from workers.jobs import deletion_schedule
+from workers.failures import PermanentError, TransientError
+from workers.jobs import decryption, deletion_schedule
 from workers.jobs.context import WorkerContext
 from workers.storage import record as archive_record
 from workers.storage.seam import AlreadyStored, Keys, Stored, name_of
@@ -64,8 +64,11 @@ def _archive(ctx: WorkerContext, event: RecordingEvent) -> dict[str, Any]:
         metadata = api.fetch(ctx, account, event.sid)
         location = api.media(ctx, account, event, metadata)
         keys = _keys(event, location)
-        stored = _media(ctx, location, keys) if location is not None else None
+        stored = _media(ctx, location, keys, decryption.known(metadata)) if location is not None else None
     media = archive_record.media_entry(keys.media, stored, location.ext) if location and stored else None
+    encryption = decryption.record_entry(ctx.settings, metadata)
+    if media is not None and encryption is not None:
+        media["encryption"] = encryption
     record = archive_record.build(metadata, event.to_payload(), media)
     try:
         ctx.store.put_record(keys.record, archive_record.encode(record))
@@ -101,13 +104,15 @@ def _keys(event: RecordingEvent, location: MediaLocation | None) -> Keys:
     return Keys.of(event.source.value, event.account_sid, event.sid, ext)
 
 
-def _media(ctx: WorkerContext, location: MediaLocation, keys: Keys) -> Stored:
+def _media(ctx: WorkerContext, location: MediaLocation, keys: Keys, metadata: Future[dict[str, Any]]) -> Stored:
     """A download an earlier attempt completed (its job then failed on metadata, or died before
-    the record) is kept, never fetched again: it was put in place only once whole."""
+    the record) is kept, never fetched again: it was put in place only once whole. Encrypted
+    media is decrypted on its way in (`metadata` says whether it is)."""
     kept = ctx.store.digest(keys.media) if ctx.store.exists(keys.media) else None
     if kept is not None:
         return kept
-    chunks = media_stream.chunks(ctx.egress, location.url, auth=location.auth, expected=location.expected_bytes)
+    downloaded = media_stream.chunks(ctx.egress, location.url, auth=location.auth, expected=location.expected_bytes)
+    chunks = decryption.stage(ctx.settings, downloaded, metadata) if location.may_be_encrypted else downloaded
     try:
         with contextlib.closing(chunks):
             return ctx.store.put_media(keys.media, chunks)
@@ -126,15 +131,19 @@ def _fetch_while_downloading(
 ) -> tuple[dict[str, Any], Stored]:
     """Both Twilio calls at once: with Twilio's latency on each, one after the other was most
     of a recording's callback-to-archived time. A metadata failure wins (it is the one a
-    serial run would have met first); a download that completed meanwhile is kept for the retry."""
-    downloading = ctx.downloads.submit(_media, ctx, location, keys)
+    serial run would have met first). The download reads ahead while the metadata comes, then
+    waits for it (the media may be encrypted), so a metadata failure abandons it too. Downloads
+    run on the process's pool: a thread started per job cost a tenth of a busy worker's CPU."""
+    fetched: Future[dict[str, Any]] = Future()
+    downloading = ctx.downloads.submit(_media, ctx, location, keys, fetched)
     try:
         metadata = api.fetch(ctx, account, event.sid)
     except BaseException:
+        fetched.set_exception(TransientError("the metadata fetch failed"))
         # Never a download left running past its job: the job's claim on the recording ends with it.
-        if not downloading.cancel():
-            wait([downloading])
+        wait([downloading])
         raise
+    fetched.set_result(metadata)
     return metadata, downloading.result()
 
 

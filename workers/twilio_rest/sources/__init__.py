@@ -28,6 +28,8 @@ class MediaLocation:
     auth: tuple[str, str] | None
     ext: str
     expected_bytes: int | None = None
+    # Voice Recording Encryption applies: the metadata's encryption_details say whether it is.
+    may_be_encrypted: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 FIELDS = (
     "sid", "account_sid", "call_sid", "conference_sid", "status", "duration", "channels", "source",
     "error_code", "start_time", "date_created", "date_updated", "price", "price_unit", "track", "uri",
-    "api_version", "media_url",
+    "api_version", "media_url", "encryption_details",
 )
 MAX_PAGE_SIZE = 1000
 
@@ -80,7 +80,7 @@ class VoiceApi:
     def media_from_sids(self, ctx: RestContext, account: Account, event: RecordingEvent) -> MediaLocation:
         fmt = ctx.settings.media_format
         url = media_url(ctx.settings.twilio_api_base_url, account.sid, event.sid, fmt)
-        return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt)
+        return MediaLocation(url=url, auth=account.rest_credentials(), ext=fmt, may_be_encrypted=True)
 
     def delete(self, ctx: RestContext, account: Account, sid: str) -> None:
         # Twilio keeps the metadata 40 days (status "deleted", listed with IncludeSoftDeleted); the media goes.

@@ -14,11 +14,13 @@ import wave
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from defusedxml import ElementTree as SafeET
 
 from tests.standin import StandinServer, StandinState
@@ -26,6 +28,9 @@ from tests.standin import spec as S
 from tests.standin.client import twilio_client
 from tests.standin.records import Account
 from tests.support.paths import REPO_ROOT, SHARED
+from tests.support.recording_keys import key_pair
+from workers.encryption import details
+from workers.encryption.private_keys import KeyDirectory
 
 SPEC_DIR = SHARED / "twilio-oai"
 REPO = REPO_ROOT
@@ -91,6 +96,29 @@ def test_voice_fetch_and_list_match_spec(specs: dict[str, Any], http: httpx.Clie
     list_example = S.examples(api, f"{V2010}/Recordings.json")["readFull"]
     assert set(page) == set(list_example)
     assert set(page["recordings"][0]) == set(list_example["recordings"][0])
+
+
+def test_an_encrypted_voice_recording_matches_the_spec_and_serves_ciphertext_then_tag(
+    specs: dict[str, Any], http: httpx.Client, state: StandinState, account: Account, tmp_path: Path,
+) -> None:
+    api = specs["api"]
+    pair = key_pair()
+    key_sid = state.add_public_key(pair.public_pem)
+    rec = state.add_voice(account_sid=account.sid, encrypt_with=key_sid)
+    body = http.get(f"/2010-04-01/Accounts/{account.sid}/Recordings/{rec.sid}.json").json()
+    S.validate(body, api, f"{V2010}/Recordings/{{Sid}}.json")
+    example = S.examples(api, f"{V2010}/Recordings/{{Sid}}.json")["fetch"]
+    # The documented example's shape: the same three fields, a 12-byte IV in base64.
+    assert set(body) == set(example)
+    assert set(body["encryption_details"]) == set(example["encryption_details"])
+    assert body["encryption_details"]["encryption_public_key_sid"] == key_sid
+    found = details.parse(body)
+    assert found is not None and len(found.iv) == 12
+    served = http.get(f"/2010-04-01/Accounts/{account.sid}/Recordings/{rec.sid}.wav").content
+    # AES-256-GCM with the tag appended: the CEK unwrapped with the private key opens it.
+    pair.install(tmp_path, key_sid)
+    cek = KeyDirectory(tmp_path).content_key(found)
+    assert AESGCM(cek).decrypt(found.iv, served, None) == rec.plaintext and rec.plaintext[:4] == b"RIFF"
 
 
 def test_call_and_conference_lists_match_spec(specs: dict[str, Any], http: httpx.Client,
