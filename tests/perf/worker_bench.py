@@ -256,7 +256,9 @@ def measure(args: argparse.Namespace, work: Path, redis_proc: RedisProcess, base
         fit = case(f"rq pool {label}", fitting, rq_pool(fitting, redis_proc.url, simple))
         # Fewer workers share the parent's pages among fewer processes: each weighs more than at 16.
         while fit.peak_pss > budget * OVER_BUDGET and fitting > 1:
-            fitting -= 1
+            # Re-fitted from what this many weighed, not one at a time: a first guess far off (a
+            # sample taken while the pool was still starting) would otherwise take a case per worker.
+            fitting = max(1, min(fitting - 1, int(budget // (fit.peak_pss / fitting))))
             fit = case(f"rq pool {label}", fitting, rq_pool(fitting, redis_proc.url, simple))
         results += [same, fit]
     return results
