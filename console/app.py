@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import api, confirm, context, hold_actions, login, pages
+from console import api, confirm, context, hold_actions, login, pages, webhooks
 from console.actions import Actions
 from console.auth import Authenticator
 from console.bind import auth_is_open, problems
@@ -62,6 +62,10 @@ def routes() -> list[Route | Mount]:
         Route(_JOB, confirm.job_confirm, methods=["GET"]),
         Route(_JOB, confirm.job_perform, methods=["POST"]),
         Route("/workers", pages.workers_page, methods=["GET"]),
+        Route("/webhooks", webhooks.webhooks_page, methods=["GET"]),
+        Route("/webhooks/{msg_id:str}", webhooks.delivery_page, methods=["GET"]),
+        Route("/webhooks/{msg_id:str}/replay", webhooks.replay_perform, methods=["POST"]),
+        Route("/webhooks/endpoints/{name:str}/enable", webhooks.enable_perform, methods=["POST"]),
         Route("/login", login.login_page, methods=["GET"]),
         Route("/login", login.login_submit, methods=["POST"]),
         Route("/logout", login.logout, methods=["POST"]),

@@ -56,7 +56,10 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "workers.twilio_rest": ("receiver.kernel", "workers.failures", "workers.settings"),
     # Storage knows nothing of Twilio or jobs: it takes a stream of chunks and keeps them.
     "workers.storage": ("receiver.kernel", "workers.failures", "workers.settings"),
-    "workers.jobs": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.storage"),
+    # Events going out (webhooks, reactions): jobs hand it what it needs; it sends through the egress rules.
+    "workers.outbound": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest"),
+    "workers.jobs": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.storage",
+                     "workers.outbound"),
     "workers.reconcile": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.jobs"),
     "workers.runtime": ("receiver.kernel", "workers.failures", "workers.settings", "workers.jobs", "workers.reconcile",
                         "workers.storage"),
