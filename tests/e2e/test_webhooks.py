@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +18,13 @@ from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from receiver.kernel import webhook_log
+from receiver.kernel import keys, webhook_log
 from tests.conftest import ACCOUNT_SID, Receiver, drain
 from tests.e2e.test_delete_at_twilio import SOURCES
-from tests.support.console.helpers import PASSWORD, SECRET_KEY, USER, csrf_token, sign_in
+from tests.support.console.helpers import PASSWORD, SECRET_KEY, TOKEN, USER, csrf_token, sign_in
 from tests.support.webhook_sink import Sink, new_secret, running_sink
 from workers.commands.settings import Settings
+from workers.jobs.catalog import Catalog
 
 OLD, NEW, OTHER = new_secret(1), new_secret(2), new_secret(3)
 
@@ -161,7 +163,7 @@ def test_an_endpoint_failing_for_days_is_disabled_shown_and_enabled_again_from_t
     start_console: Callable[[Settings], str], standin: Any, sink: Sink, redis: Redis,
 ) -> None:
     settings = _settings(pipeline_settings, sink, webhook_first_retry="10s", webhook_disable_after="3d",
-                         admin_username=USER, admin_password=PASSWORD, admin_secret_key=SECRET_KEY)
+                         admin_username=USER, admin_password=PASSWORD, admin_secret_key=SECRET_KEY, admin_token=TOKEN)
     sink.otherwise["/crm"] = 500
     receiver = start_receiver(settings)
     rec = standin.state.add_voice(account_sid=ACCOUNT_SID)
@@ -200,3 +202,71 @@ def test_an_endpoint_failing_for_days_is_disabled_shown_and_enabled_again_from_t
     Webhook(NEW).verify(crm[-1].body, crm[-1].headers)
     assert (webhook_log.delivery(redis, msg_id) or {})["state"] == "delivered"
     assert "delivered" in console.get(f"/webhooks/{msg_id}").text
+    metrics = console.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    assert 'recording_receiver_webhook_deliveries_total{endpoint="crm",outcome="endpoint_disabled"} 2.0' in metrics
+    assert 'recording_receiver_webhook_deliveries_total{endpoint="crm",outcome="delivered"} 1.0' in metrics
+
+
+def test_without_the_allowance_no_loopback_or_private_endpoint_is_ever_called(
+    pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any,
+    sink: Sink, redis: Redis,
+) -> None:
+    port = sink.base_url.rsplit(":", 1)[1]
+    targets = {"plain": sink.url("/plain"), "literal": f"https://127.0.0.1:{port}/literal",
+               "named": f"https://localhost:{port}/named", "private": "https://10.0.0.1/private"}
+    endpoints = [{"name": name, "url": target, "secret": OLD} for name, target in targets.items()]
+    settings = pipeline_settings(webhook_endpoints=json.dumps(endpoints))
+    receiver = start_receiver(settings)
+    rec = standin.state.add_voice(account_sid=ACCOUNT_SID)
+    assert receiver.post(receiver.url("voice"), SOURCES["voice"][1](rec)).status_code == 204
+    drain(settings)
+    assert sink.received == []
+    said = {}
+    for name in targets:
+        [delivery] = [d for d in webhook_log.recent(redis) if d["endpoint"] == name and d["sid"] == rec.sid]
+        [attempt] = webhook_log.attempts(redis, delivery["id"])
+        assert attempt["status"] is None and delivery["state"] == "retrying"
+        said[name] = attempt["excerpt"]
+    assert "not HTTPS" in said["plain"]
+    assert "127.0.0.1 is not a public address" in said["literal"]
+    assert "resolves to" in said["named"] and "not a public address" in said["named"]
+    assert "10.0.0.1 is not a public address" in said["private"]
+    assert all("/literal" not in text and "/named" not in text for text in said.values())  # only scheme, host and port
+
+
+def test_reactions_registered_by_entry_point_run_as_jobs_of_their_own_and_a_failing_one_blocks_nothing(
+    pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any,
+    sink: Sink, redis: Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A real distribution on sys.path, as `pip install` would leave one: its entry points are real.
+    site = tmp_path / "site"
+    (site / "rr_test_reactions-0.1.dist-info").mkdir(parents=True)
+    (site / "rr_test_reactions-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: rr-test-reactions\nVersion: 0.1\n")
+    (site / "rr_test_reactions-0.1.dist-info" / "entry_points.txt").write_text(
+        "[recording_receiver.reactions]\nbroken = rr_test_reactions:broken\nrecord = rr_test_reactions:record\n")
+    (site / "rr_test_reactions.py").write_text(
+        "import json, pathlib\n"
+        "def record(event):\n"
+        "    with open(pathlib.Path(__file__).with_name('seen.jsonl'), 'a') as f:\n"
+        "        f.write(json.dumps(event) + '\\n')\n"
+        "    return 'noted'\n"
+        "def broken(event):\n"
+        "    raise RuntimeError('this reaction always fails')\n")
+    monkeypatch.syspath_prepend(str(site))
+    settings = _settings(pipeline_settings, sink)
+    receiver = start_receiver(settings)
+    rec = standin.state.add_voice(account_sid=ACCOUNT_SID)
+    assert receiver.post(receiver.url("voice"), SOURCES["voice"][1](rec)).status_code == 204
+    drain(settings)
+
+    seen = [json.loads(line) for line in (site / "seen.jsonl").read_text().splitlines()]
+    assert [(e["type"], e["data"]["recording_sid"]) for e in seen] == [("recording.archived", rec.sid)]
+    assert Catalog(redis).get("voice", rec.sid)["archived_at"]
+    assert len(sink.at("/crm")) == 1 and len(sink.at("/audit")) == 1
+    broken = Job.fetch(f"rr-react-broken-voice-{rec.sid}", connection=redis, serializer=JSONSerializer)
+    assert broken.get_status() in ("scheduled", "failed")  # RQ retries it, alone
+    assert Job.fetch(f"rr-react-record-voice-{rec.sid}", connection=redis, serializer=JSONSerializer).return_value() == {
+        "reaction": "record", "result": "noted"}
+    timeline = [json.loads(e) for e in redis.lrange(keys.timeline_key("voice", rec.sid), 0, -1)]
+    reactions = {(e["reaction"], e["outcome"]) for e in timeline if e["kind"] == "reaction"}
+    assert reactions == {("record", "done"), ("broken", "failed")}

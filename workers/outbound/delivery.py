@@ -8,7 +8,7 @@ from typing import Any
 
 from redis import Redis
 
-from receiver.kernel import keys, logs, webhook_log
+from receiver.kernel import keys, logs, stats, webhook_log
 from receiver.kernel.webhook_endpoints import Endpoint
 from workers.outbound import backoff, health, signing
 from workers.outbound.send import Answer, post
@@ -16,7 +16,6 @@ from workers.settings import WorkerSettings
 from workers.twilio_rest.egress import Egress, origins
 
 log = logs.get("workers.outbound.delivery")
-OUTCOMES = f"{keys.PREFIX}:hook:outcomes"
 
 
 def attempt(settings: WorkerSettings, redis: Redis, egress: Egress, payload: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +75,7 @@ def _again(settings: WorkerSettings, redis: Redis, msg_id: str, found: dict[str,
         return _settle(redis, msg_id, found, "given_up")
     redis.hset(webhook_log.delivery_key(msg_id), mapping={"state": "retrying", "next_at": due})
     webhook_log.enqueue_attempt(redis, settings.queue_name, msg_id, found["chain"], number + 1, wait)
-    _count(redis, "retrying")
+    _count(redis, found["endpoint"], "retrying")
     log.info("webhook attempt failed", id=msg_id, endpoint=found["endpoint"], status=answer.status, attempt=number,
              retry_in=round(wait, 1))
     return {"state": "retrying", "attempt": number, "retry_in": wait}
@@ -87,14 +86,14 @@ def _settle(redis: Redis, msg_id: str, found: dict[str, str], state: str) -> dic
     pipe.hset(webhook_log.delivery_key(msg_id), "state", state)
     pipe.hdel(webhook_log.delivery_key(msg_id), "next_at")
     pipe.execute()
-    _count(redis, state)
+    _count(redis, found["endpoint"], state)
     _note(redis, found, msg_id, state)
     log.info("webhook delivery settled", id=msg_id, endpoint=found["endpoint"], state=state)
     return {"state": state}
 
 
-def _count(redis: Redis, outcome: str) -> None:
-    redis.hincrby(OUTCOMES, outcome, 1)
+def _count(redis: Redis, endpoint: str, outcome: str) -> None:
+    redis.hincrby(stats.WEBHOOK_DELIVERIES, f"{endpoint}|{outcome}", 1)
 
 
 def _note(redis: Redis, found: dict[str, str], msg_id: str, state: str) -> None:
