@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -27,7 +29,14 @@ class UnknownReaction(RecordingReceiverError):
 
 
 def registered() -> list[EntryPoint]:
-    return sorted(entry_points(group=GROUP), key=lambda ep: ep.name)
+    """The group's entry points, looked up once per process (and again only if sys.path changes):
+    scanning every installed distribution takes tens of milliseconds, too much per archive."""
+    return list(_registered(tuple(sys.path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _registered(path: tuple[str, ...]) -> tuple[EntryPoint, ...]:
+    return tuple(sorted(entry_points(group=GROUP), key=lambda ep: ep.name))
 
 
 def schedule(settings: WorkerSettings, redis: Redis, event: dict[str, Any]) -> list[str]:
@@ -51,7 +60,7 @@ def schedule(settings: WorkerSettings, redis: Redis, event: dict[str, Any]) -> l
 
 def find(name: str) -> Callable[[dict[str, Any]], Any]:
     """The reaction registered under `name`: only entry points of the group are ever loaded."""
-    for ep in entry_points(group=GROUP):
+    for ep in registered():
         if ep.name == name:
             function: Callable[[dict[str, Any]], Any] = ep.load()
             return function
