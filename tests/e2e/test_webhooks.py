@@ -68,7 +68,7 @@ def _run_scheduled_now(redis: Redis) -> None:
 @pytest.mark.parametrize("source", list(SOURCES))
 def test_each_source_s_archive_is_one_verified_delivery_per_endpoint(
     source: str, pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver],
-    standin: Any, sink: Sink, redis: Redis,
+    standin: Any, sink: Sink, redis: Redis, capfd: pytest.CaptureFixture[str],
 ) -> None:
     settings = _settings(pipeline_settings, sink)
     receiver = start_receiver(settings)
@@ -98,6 +98,9 @@ def test_each_source_s_archive_is_one_verified_delivery_per_endpoint(
     assert data["console_url"] == f"https://console.example.com/recordings/{source}/{rec.sid}"
     delivery = webhook_log.delivery(redis, crm[0].headers["webhook-id"])
     assert delivery is not None and delivery["state"] == "delivered" and delivery["attempts"] == "1"
+    logged = "".join(capfd.readouterr())
+    assert "webhook delivery settled" in logged
+    assert not any(secret.removeprefix("whsec_") in logged for secret in (OLD, NEW, OTHER))
 
 
 def test_absent_failed_and_deleted_reach_the_endpoints_that_want_them(
