@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import api, confirm, context, hold_actions, login, media_routes, pages
+from console import api, confirm, context, hold_actions, login, media_routes, pages, webhooks
 from console.actions import Actions
 from console.archive import Archive
 from console.auth import Authenticator
@@ -64,6 +64,10 @@ def routes() -> list[Route | Mount]:
         Route(_JOB, confirm.job_confirm, methods=["GET"]),
         Route(_JOB, confirm.job_perform, methods=["POST"]),
         Route("/workers", pages.workers_page, methods=["GET"]),
+        Route("/webhooks", webhooks.webhooks_page, methods=["GET"]),
+        Route("/webhooks/{msg_id:str}", webhooks.delivery_page, methods=["GET"]),
+        Route("/webhooks/{msg_id:str}/replay", webhooks.replay_perform, methods=["POST"]),
+        Route("/webhooks/endpoints/{name:str}/enable", webhooks.enable_perform, methods=["POST"]),
         Route("/login", login.login_page, methods=["GET"]),
         Route("/login", login.login_submit, methods=["POST"]),
         Route("/logout", login.logout, methods=["POST"]),

@@ -65,6 +65,8 @@ class RedisCollector(Collector):
                          read[stats.JOB_SECONDS])
         yield _counter("deletions", "Deletion jobs at Twilio by source and outcome", ["source", "outcome"],
                        ((name.split("|"), count) for name, count in read[stats.DELETIONS].items() if name.count("|") == 1))
+        yield _counter("webhook_deliveries", "Webhook delivery attempts' outcomes by endpoint", ["endpoint", "outcome"],
+                       ((name.split("|"), count) for name, count in read[stats.WEBHOOK_DELIVERIES].items() if name.count("|") == 1))
         yield _counter("twilio_api_responses", "Twilio answers by HTTP status, REST calls and media downloads", ["status"],
                        (([status], count) for status, count in read[stats.TWILIO_RESPONSES].items()))
         yield _histogram("twilio_rest_seconds", "Twilio REST calls by source, endpoint kind and status class, and their latency",
@@ -85,7 +87,7 @@ class RedisCollector(Collector):
 
 _HASHES = (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOB_SECONDS, stats.TWILIO_RESPONSES, stats.SPOOL,
            keys.RECONCILE_LAST, ENQUEUE_SECONDS, ARCHIVE_LATENCY_SECONDS, stats.TWILIO_REST_SECONDS, stats.COUNTER_DROPS,
-           stats.DELETIONS)
+           stats.DELETIONS, stats.WEBHOOK_DELIVERIES)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ NOTICES = {
     "hold_needs_reason": "Say why it is held: the reason is kept with the hold.",
     "released": "Hold released: its deletion at Twilio, if one is scheduled, goes ahead at its next look.",
     "not_held": "It was not held (someone may have released it already).",
+    "webhook_replayed": "Replay queued: the same webhook-id and body go out again; reload to follow its attempts.",
+    "endpoint_enabled": "Endpoint enabled: its next deliveries go out again (replay the ones it missed).",
+    "endpoint_not_disabled": "That endpoint was not disabled.",
     "logged_out": "You are signed out.",
     "logged_out_everywhere": "You are signed out in every browser.",
 }

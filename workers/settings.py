@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from receiver.kernel.settings import SharedSettings
+from receiver.kernel.webhook_endpoints import Endpoint, parse
 
 DELAY_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 24 * 3600}
 _DELAY = re.compile(r"(\d{1,7})([smhd])")
@@ -76,7 +77,57 @@ class WorkerSettings(SharedSettings):
     # Twilio (same units; `0`: never looks). Past it the recording is deleted all the same.
     delete_transcription_wait: str = "1h"
 
-    @field_validator("delete_delay", "delete_transcription_wait")
+    # Signed events to your endpoints (Standard Webhooks): a JSON list of {name, url, secrets, events}.
+    webhook_endpoints: SecretStr | None = None
+    # Endpoints on loopback or private addresses (and plain http) only when this is true.
+    webhook_allow_private: bool = False
+    # A delivery is retried, with growing delays, for this long before it is given up.
+    webhook_retry_for: str = "1d"
+    # The first retry's delay; each next one doubles (with jitter) up to WEBHOOK_MAX_DELAY.
+    webhook_first_retry: str = "30s"
+    webhook_max_delay: str = "6h"
+    # An endpoint whose every attempt failed for this long is disabled until re-enabled.
+    webhook_disable_after: str = "5d"
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The console's public address; events then link to the recording's page there.
+    console_public_url: str | None = None
+
+    @field_validator("webhook_endpoints")
+    @classmethod
+    def _check_endpoints(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse(value.get_secret_value())
+        return value
+
+    @field_validator("console_public_url")
+    @classmethod
+    def _check_console_url(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http(s) URL, e.g. https://console.example.com")
+        return value.rstrip("/") if value else value
+
+    @property
+    def webhook_endpoint_list(self) -> list[Endpoint]:
+        return parse(self.webhook_endpoints.get_secret_value()) if self.webhook_endpoints else []
+
+    @property
+    def webhook_retry_for_seconds(self) -> int:
+        return delay_seconds(self.webhook_retry_for)
+
+    @property
+    def webhook_first_retry_seconds(self) -> int:
+        return delay_seconds(self.webhook_first_retry)
+
+    @property
+    def webhook_max_delay_seconds(self) -> int:
+        return delay_seconds(self.webhook_max_delay)
+
+    @property
+    def webhook_disable_after_seconds(self) -> int:
+        return delay_seconds(self.webhook_disable_after)
+
+    @field_validator("delete_delay", "delete_transcription_wait", "webhook_retry_for", "webhook_first_retry",
+                     "webhook_max_delay", "webhook_disable_after")
     @classmethod
     def _check_delay(cls, value: str) -> str:
         delay_seconds(value)

@@ -8,6 +8,8 @@ PREFIX = "rr"
 JOB_FUNCTION = "workers.jobs.process_recording"
 RECONCILE_FUNCTION = "workers.reconcile.reconcile"
 DELETE_FUNCTION = "workers.jobs.delete_recording"
+DELIVER_FUNCTION = "workers.jobs.deliver_webhook"
+REACT_FUNCTION = "workers.jobs.run_reaction"
 
 # Every recording, newest first: member "{source}:{sid}", score = first seen (epoch ms).
 RECORDINGS_INDEX = f"{PREFIX}:recordings"

@@ -15,6 +15,8 @@ JOBS = f"{PREFIX}:jobs"
 SPOOL = f"{PREFIX}:spool"
 # Hash: "{source}|{outcome}" -> deletions at Twilio by what became of them (deleted, held, refused, ...).
 DELETIONS = f"{PREFIX}:deletions"
+# Hash: "{endpoint}|{outcome}" -> webhook deliveries by what became of them (delivered, retrying, given_up, ...).
+WEBHOOK_DELIVERIES = f"{PREFIX}:webhook_deliveries"
 # Hash: "{status}" -> count of Twilio API responses by HTTP status.
 TWILIO_RESPONSES = f"{PREFIX}:twilio_responses"
 # Hash: "{component}" (receiver, worker) -> counter increments dropped because memory was full.

@@ -59,8 +59,10 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "workers.storage": ("receiver.kernel", "workers.failures", "workers.settings"),
     # Twilio's recording encryption undone: keys, the CEK, the GCM stream (no Twilio calls, no storage).
     "workers.encryption": ("receiver.kernel", "workers.failures", "workers.settings"),
+    # Events going out (webhooks, reactions): jobs hand it what it needs; it sends through the egress rules.
+    "workers.outbound": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest"),
     "workers.jobs": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.storage",
-                     "workers.encryption"),
+                     "workers.encryption", "workers.outbound"),
     "workers.reconcile": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.jobs"),
     "workers.runtime": ("receiver.kernel", "workers.failures", "workers.settings", "workers.jobs", "workers.reconcile",
                         "workers.storage"),

@@ -88,6 +88,9 @@ def test_every_setting_is_read_from_its_environment_variable(tmp_path: Path) -> 
         "LOG_LEVEL": "DEBUG", "REDIS_URL": "redis://value-of-redis-url:6379/0", "REDIS_PIPE": "stock",
         "STORAGE_SSE": "aws:kms", "STORAGE_URL": "s3://value-of-storage-url/prefix",
         "DELETE_AT_TWILIO": "after-archive", "DELETE_DELAY": "12h", "DELETE_TRANSCRIPTION_WAIT": "30m",
+        "WEBHOOK_ENDPOINTS": '[{"name": "crm", "url": "https://crm.example", "secret": "whsec_' + "A" * 44 + '"}]',
+        "WEBHOOK_RETRY_FOR": "2d", "WEBHOOK_FIRST_RETRY": "10s", "WEBHOOK_MAX_DELAY": "1h", "WEBHOOK_DISABLE_AFTER": "3d",
+        "CONSOLE_PUBLIC_URL": "https://console.example.com",
     }
     env = {}
     for name, field in FIELDS.items():

@@ -286,6 +286,24 @@ def deletions() -> None:
     holds_command.deletions(settings, _redis_for(settings))
 
 
+@main.command("webhooks")
+def list_webhooks() -> None:
+    """List webhook endpoints: ok, failing since when, or disabled and why."""
+    from workers.commands import webhooks_command
+
+    settings = _with_up_redis(_settings(WorkerSettings), err=True)
+    webhooks_command.every(settings, _redis_for(settings))
+
+
+@main.command("webhook-enable")
+@click.argument("name")
+def webhook_enable(name: str) -> None:
+    """Enable webhook endpoint NAME again after it was disabled for failing."""
+    from workers.commands import webhooks_command
+
+    webhooks_command.enable(_redis_for(_with_up_redis(_settings(WorkerSettings), err=True)), name)
+
+
 @main.command()
 def check() -> None:
     """Validate the configuration and Redis, and print the URLs to paste into Twilio (exit 1 on a problem)."""

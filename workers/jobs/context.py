@@ -18,6 +18,7 @@ from workers.jobs.archive_claim import ArchiveClaims
 from workers.jobs.catalog import Catalog
 from workers.jobs.job_stats import JobStats
 from workers.jobs.throttle import AccountThrottle
+from workers.outbound.delivery import egress_for as webhook_egress
 from workers.settings import WorkerSettings
 from workers.storage import open_store
 from workers.storage.seam import Store
@@ -94,11 +95,23 @@ class WorkerContext:
         s = self.settings
         return Egress(self.http, origins((s.twilio_api_base_url, s.twilio_video_base_url, s.twilio_media_base_url)))
 
+    @cached_property
+    def webhook_http(self) -> httpx.Client:
+        # Its own pool: webhook answers are not Twilio's, and never follow a redirect.
+        return httpx.Client(timeout=self.settings.webhook_timeout_seconds, follow_redirects=False,
+                            limits=httpx.Limits(max_connections=16))
+
+    @cached_property
+    def webhook_egress(self) -> Egress:
+        return webhook_egress(self.settings, self.webhook_http)
+
     def close(self) -> None:
         """Close the connections this context opened (only the parts that were ever built)."""
         built = self.__dict__
         if "http" in built:
             self.http.close()
+        if "webhook_http" in built:
+            self.webhook_http.close()
         if "rest" in built:
             self.rest.close()
         if "redis" in built:

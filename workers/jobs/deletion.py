@@ -22,7 +22,7 @@ from twilio.base.exceptions import TwilioRestException
 from receiver.kernel import keys, logs
 from receiver.kernel.events import Source
 from workers.failures import Deferred, Failure, JobFailed, PermanentError, classify
-from workers.jobs import context, deletion_schedule, retry_policy
+from workers.jobs import announce, context, deletion_schedule, retry_policy
 from workers.jobs.context import WorkerContext
 from workers.storage import record as archive_record
 from workers.storage.seam import Keys
@@ -172,6 +172,8 @@ def _settled(ctx: WorkerContext, source: str, sid: str, outcome: str, media: dic
     ctx.catalog.update(source, sid, **fields)
     ctx.catalog.note(source, sid, kind="deletion", outcome=outcome, said=SAID[outcome], verified_sha256=media.get("sha256"))
     ctx.stats.deletion(source, outcome)
+    if outcome == "deleted":
+        announce.announce(ctx, "recording.deleted", source, sid)
     log.info("deletion at Twilio settled", outcome=outcome)
 
 

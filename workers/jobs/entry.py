@@ -12,7 +12,7 @@ from rq.job import Job
 from receiver.kernel import logs
 from receiver.kernel.events import RecordingEvent, Status
 from workers.failures import Failure, JobFailed, classify
-from workers.jobs import context, reactions, retry_policy
+from workers.jobs import announce, context, reactions, retry_policy
 from workers.jobs.context import WorkerContext
 
 log = logs.get("workers.jobs.entry")
@@ -24,6 +24,8 @@ _REACTIONS = {
 }
 # Reactions that call Twilio, and so must respect the account's shared throttle.
 _CALLS_TWILIO = {Status.COMPLETED}
+# The event each final state announces once its reaction succeeded.
+_EVENTS = {Status.COMPLETED: "recording.archived", Status.ABSENT: "recording.absent", Status.FAILED: "recording.failed"}
 # A job outcome per way a recording came to be archived ("recovered": the commit record was
 # written by a run that died before the catalog heard of it).
 _OUTCOMES = {"now": "done", "recovered": "recovered", "already": "already archived"}
@@ -61,6 +63,9 @@ def _process(ctx: WorkerContext, event: RecordingEvent, job: Job | None) -> dict
             raise
         return _handle_failure(ctx, event, job, failure, exc, started)
     archived_now = result.get("archived") in ("now", "recovered")
+    # Every success announces, "already archived" too: a run that died after the archive and
+    # before its event finds it archived, and the event's id keeps it from going out twice.
+    announce.announce(ctx, _EVENTS[event.status], event.source.value, event.sid)
     _done(ctx, event, job, started, _OUTCOMES.get(str(result.get("archived")), "done"))
     if archived_now:
         ctx.stats.archived(event.source.value, event.sid, time.time())

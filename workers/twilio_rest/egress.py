@@ -124,18 +124,20 @@ class Egress:
         self.resolver = resolver
         self.public = public  # a seam: tests have no public HTTPS server, only loopback ones
 
-    def request_for(self, url: httpx.URL, auth: Credentials | None, what: str = "media URL on") -> httpx.Request:
+    def request_for(self, url: httpx.URL, auth: Credentials | None, what: str = "media URL on", method: str = "GET",
+                    content: bytes | None = None, extra: dict[str, str] | None = None) -> httpx.Request:
         """The request for one hop; `auth` is sent only if the hop is on a configured origin."""
         if screen(url, self.allowed, what):
             headers = {"Authorization": _basic(auth)} if auth else {}
-            return self.client.build_request("GET", url, headers=headers)
+            return self.client.build_request(method, url, headers={**headers, **(extra or {})}, content=content)
         # Closed after use, so no later request to that IP can ride a connection verified for another name.
-        headers = {"Host": url.netloc.decode("ascii"), "Connection": "close"}
+        headers = {"Host": url.netloc.decode("ascii"), "Connection": "close", **(extra or {})}
         if _literal(url.host) is not None:
-            return self.client.build_request("GET", url, headers=headers)  # screen() checked the address
+            return self.client.build_request(method, url, headers=headers, content=content)  # screen() checked the address
         pinned = url.copy_with(host=str(self._resolved(url, what)))
         name = url.raw_host.decode("ascii")
-        return self.client.build_request("GET", pinned, headers=headers, extensions={"sni_hostname": name})
+        return self.client.build_request(method, pinned, headers=headers, content=content,
+                                         extensions={"sni_hostname": name})
 
     def _resolved(self, url: httpx.URL, what: str) -> Address:
         """One resolution, whose first address the request then goes to: none left to race."""

@@ -1,10 +1,12 @@
-"""Real traffic of two sources through a receiver, workers a reconciler pass and a deletion at Twilio, and the /metrics it leaves."""
+"""Real traffic of two sources through a receiver, workers (with a webhook endpoint), a reconciler pass and a deletion at Twilio, and the /metrics it leaves."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from redis import Redis
 
 from tests.conftest import ACCOUNT_SID, Receiver, drain
@@ -12,6 +14,7 @@ from tests.e2e.test_sources_pipeline import video_callback
 from tests.e2e.test_voice_pipeline import callback
 from tests.support.console.helpers import TOKEN
 from tests.support.servers import wait_for
+from tests.support.webhook_sink import new_secret, running_sink
 from workers.commands.settings import Settings
 from workers.commands.simulate import new_sid, voice_params
 from workers.jobs import deletion_schedule
@@ -27,7 +30,9 @@ def scrape_after_traffic(settings: Settings, receiver: Receiver, console: str, s
     # A recording Twilio does not know (a 4xx to time) and a forged callback (a signature failure).
     assert receiver.post(receiver.url(), voice_params(ACCOUNT_SID, "completed", new_sid("RE"))).status_code == 204
     assert receiver.post(receiver.url(), callback(voice), token="forged").status_code == 403
-    drain(settings)
+    with running_sink() as sink:  # each archive's event delivered to an endpoint (a delivery counted)
+        endpoints = json.dumps([{"name": "crm", "url": sink.url("/crm"), "secret": new_secret(1)}])
+        drain(settings.model_copy(update={"webhook_endpoints": SecretStr(endpoints), "webhook_allow_private": True}))
     assert reconciler.run_once(settings, sources=["voice", "video"]).ok
     # And the video recording deleted at Twilio once archived (a deletion counted).
     deleting = settings.model_copy(update={"delete_at_twilio": "after-archive", "delete_delay": "0"})

@@ -30,7 +30,7 @@ from workers.commands.settings import Settings
 PUBLIC = {"/login", "/healthz", "/favicon.ico"}
 SAMPLE_PARAMS = {
     "source": "voice", "sid": "RE" + "0" * 32, "cause_id": "0123456789ab",
-    "job_id": "rr-voice-RE" + "0" * 32 + "-completed", "verb": "replay",
+    "job_id": "rr-voice-RE" + "0" * 32 + "-completed", "verb": "replay", "msg_id": "msg_" + "0" * 32, "name": "crm",
 }
 
 

@@ -12,7 +12,9 @@ from workers.runtime.rq_internals.atomic_retry import AtomicRetryJob
 
 # Every function we enqueue, by the dotted name the job hash carries. RQ itself would import and
 # call any name it finds there, so whoever could write to Redis could run any importable callable.
-ALLOWED_FUNCTIONS = frozenset({keys.JOB_FUNCTION, keys.RECONCILE_FUNCTION, keys.DELETE_FUNCTION})
+ALLOWED_FUNCTIONS = frozenset({
+    keys.JOB_FUNCTION, keys.RECONCILE_FUNCTION, keys.DELETE_FUNCTION, keys.DELIVER_FUNCTION, keys.REACT_FUNCTION,
+})
 # Names earlier releases stored in job hashes, and the function each now means: a job queued or
 # scheduled before an upgrade still runs after it (workers must be upgraded before receivers).
 RENAMED_FUNCTIONS = {"workers.reconcile_job.reconcile": keys.RECONCILE_FUNCTION}
