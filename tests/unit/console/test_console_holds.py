@@ -8,6 +8,7 @@ from collections.abc import Callable
 from redis import Redis
 
 from console import audit
+from console.replies import mapping, text
 from receiver.kernel import holds, keys
 from tests.support.console.helpers import USER, csrf_token, seed, sign_in
 from workers.commands.settings import Settings
@@ -67,7 +68,7 @@ def test_holding_the_whole_call_from_one_recording_holds_its_siblings(
     console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], redis: Redis,
 ) -> None:
     first, sibling = seed(redis, 2, offset=5)
-    call = redis.hget(keys.recording_key("voice", first), "call_sid").decode()
+    call = text(redis.hget(keys.recording_key("voice", first), "call_sid"))
     redis.hset(keys.recording_key("voice", sibling), "call_sid", call)
     client = sign_in(start_console(console_settings()))
     page = client.get(f"/recordings/voice/{first}").text
@@ -76,7 +77,7 @@ def test_holding_the_whole_call_from_one_recording_holds_its_siblings(
     assert done.status_code == 303 and done.headers["location"] == f"/recordings/voice/{first}?notice=held"
 
     assert holds.holding(redis, [first]) is None  # the call is held, not the recording alone
-    sibling_fields = {k.decode(): v.decode() for k, v in redis.hgetall(keys.recording_key("voice", sibling)).items()}
+    sibling_fields = mapping(redis.hgetall(keys.recording_key("voice", sibling)))
     hold = hold_on(redis, sibling, sibling_fields)  # what the deletion job asks before deleting at Twilio
     assert hold is not None and (hold.sid, hold.by, hold.reason) == (call, USER, "case 12")
     assert f"Held by {USER} (case 12), through" in client.get(f"/recordings/voice/{sibling}").text
@@ -90,7 +91,7 @@ def test_only_the_recordings_own_parents_can_be_held_from_its_page(
     console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], redis: Redis,
 ) -> None:
     mine, other = seed(redis, 2, offset=7)
-    stranger = redis.hget(keys.recording_key("voice", other), "call_sid").decode()
+    stranger = text(redis.hget(keys.recording_key("voice", other), "call_sid"))
     client = sign_in(start_console(console_settings()))
     page = client.get(f"/recordings/voice/{mine}").text
     refused = client.post(f"/recordings/voice/{mine}/hold", data={"csrf_token": csrf_token(page), "reason": "x", "on": stranger})
