@@ -256,10 +256,17 @@ def main() -> None:
             return subprocess.Popen([sys.executable, "-m", "workers.commands.cli", "worker", *extra], env=env, cwd=ROOT,
                                     stdout=log, stderr=log)
 
+        try:  # first, alone: on a busy machine it may take a while to answer
+            receiver = start_uvicorn("receiver.app.factory:create_app", env, factory=True, timeout=90)
+        except BaseException:
+            end(standin)
+            redis_proc.stop()
+            if s3 is not None:
+                s3.stop()
+            raise
         # The scheduler runs in a worker the chaos never kills, as a deployment keeps it apart.
         scheduler = start_worker(scheduler=True)
         workers = [start_worker(), start_worker()]
-        receiver = start_uvicorn("receiver.app.factory:create_app", env, factory=True)
         sids = seed(base, args.callbacks)
         storage = work / "data" / "recordings"
         writes = FileWrites(storage / "voice" / ACCOUNT)
