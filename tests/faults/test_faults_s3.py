@@ -89,7 +89,7 @@ def _archived(redis: Redis, sids: list[str]) -> int:
     return sum(1 for sid in sids if catalog.get("voice", sid).get("archived_at"))
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_s3_faults_a_restart_and_a_worker_kill_lose_nothing_and_write_nothing_twice(
     pipeline_settings: Callable[..., Settings], start_receiver: Callable[[Settings], Receiver], standin: Any,
     redis: Redis, s3: tuple[FaultyS3, str], tmp_path: Path,
@@ -110,14 +110,14 @@ def test_s3_faults_a_restart_and_a_worker_kill_lose_nothing_and_write_nothing_tw
         server.stop()  # down before the first job: every worker meets the outage
         for recording in recordings:
             assert receiver.post(receiver.url(), callback(recording)).status_code == 204
-        wait_for(lambda: _met_the_outage(redis, sids), timeout=60, interval=0.2, what="a job to meet the S3 outage")
+        wait_for(lambda: _met_the_outage(redis, sids), timeout=180, interval=0.2, what="a job to meet the S3 outage")
         server.faults = Faults(slow_down=0.05, internal=0.05, cut_mid_upload=0.05, cut_after_write=0.05)
         server.start()
-        wait_for(lambda: _archived(redis, sids) >= 5, timeout=120, interval=0.2, what="archiving to resume")
+        wait_for(lambda: _archived(redis, sids) >= 5, timeout=180, interval=0.2, what="archiving to resume")
         workers[1].send_signal(signal.SIGKILL)
         workers[1].wait(timeout=10)
         workers.append(subprocess.Popen([*cmd, "--no-scheduler"], env=env, cwd=ROOT, stderr=logs[2]))
-        wait_for_count(lambda: _archived(redis, sids), len(sids), stall=90, what=f"archiving (worker logs in {tmp_path})")
+        wait_for_count(lambda: _archived(redis, sids), len(sids), stall=120, what=f"archiving (worker logs in {tmp_path})")
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
