@@ -109,6 +109,12 @@ class Detail:
         return max(0.0, archived - self.first_seen)
 
     @property
+    def hold_parents(self) -> list[tuple[str, str]]:
+        """(call|conference|room, SID) for each parent this recording names: each can be held whole."""
+        found = [(name.removesuffix("_sid"), self.fields.get(name, "")) for name in PARENT_FIELDS]
+        return [(label, parent) for label, parent in found if parent and not holds.problem(parent)]
+
+    @property
     def failed_jobs(self) -> list[JobView]:
         return [j for j in self.jobs if j.failed]
 

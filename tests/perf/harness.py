@@ -32,8 +32,10 @@ class Server:
     base_url: str
 
 
-def start_uvicorn(target: str, env: dict[str, str], factory: bool = False, cpus: set[int] | None = None) -> Server:
-    """One uvicorn process with the same settings for every case, on `cpus` when given."""
+def start_uvicorn(target: str, env: dict[str, str], factory: bool = False, cpus: set[int] | None = None,
+                  timeout: float = 20.0) -> Server:
+    """One uvicorn process with the same settings for every case, on `cpus` when given; killed
+    when it does not answer within `timeout`."""
     port = free_port()
     args = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), *UVICORN]
     if factory:
@@ -52,7 +54,12 @@ def start_uvicorn(target: str, env: dict[str, str], factory: bool = False, cpus:
         except httpx.HTTPError:
             return proc.poll() is not None
 
-    wait_for(answering, timeout=20, what=f"uvicorn {target}")
+    try:
+        wait_for(answering, timeout=timeout, what=f"uvicorn {target}")
+    except AssertionError:
+        proc.kill()
+        proc.wait()
+        raise
     if proc.poll() is not None:
         raise RuntimeError(f"uvicorn {target} exited with {proc.returncode}")
     return Server(proc, base)

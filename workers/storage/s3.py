@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from workers.failures import PermanentError, TransientError
@@ -243,6 +243,10 @@ class S3Store:
                                  "or AWS_PROFILE") from None
         except BotoConnectionError as exc:
             raise TransientError(f"storage unreachable: {type(exc).__name__}") from None
+        except (HTTPClientError, IncompleteReadError) as exc:
+            # A connection closed before the answer, a read timeout, a body cut short: the server
+            # went away mid-request (a restart, a load balancer), which a later attempt survives.
+            raise TransientError(f"storage connection lost: {type(exc).__name__}") from None
         except BotoCoreError as exc:
             raise PermanentError(f"storage: {type(exc).__name__}") from None
 
