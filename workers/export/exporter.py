@@ -76,6 +76,7 @@ class Exporter:
         self._last_tick = 0.0
         self._listing_done = False
         self._estimate: int | None = None
+        self._missing: dict[str, float] = {}
 
     def run(self, restart: bool = False) -> Progress:
         fresh = [ExportRow(s.value, a.sid) for a in self.plan.accounts for s in self.plan.sources]
@@ -208,7 +209,7 @@ class Exporter:
             self.stop.wait(POLL_SECONDS)
 
     def _poll(self) -> None:
-        done = settle.check(self.ctx.redis, self.state.in_flight())
+        done = settle.check(self.ctx.redis, self.state.in_flight(), self._missing)
         if not done:
             return
         rows = {row.key: row for row in self.rows}

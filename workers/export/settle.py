@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from receiver.kernel import keys
 _FAILED = {"failed", "stopped", "canceled"}
 _SID = re.compile(r"\b([A-Z]{2})[0-9a-fA-F]{32}\b")
 _NUMBER = re.compile(r"\b\d+(?:\.\d+)?s\b")
+# A job hash not seen for this long, with no archive, counts as lost (failed).
+MISSING_GRACE_SECONDS = 30.0
 # Timeline entries read back to find the job's last outcome (callbacks and finds interleave).
 _TAIL = 8
 
@@ -34,21 +37,33 @@ def in_flight_entry(source: str, sid: str, account: str) -> str:
     return f"{source}:{sid}:{account}"
 
 
-def check(redis: Redis, in_flight: Mapping[str, str]) -> list[Settled]:
-    """The settled ones among `in_flight` (job id -> entry); the rest are still queued or running."""
+def check(redis: Redis, in_flight: Mapping[str, str], missing: dict[str, float]) -> list[Settled]:
+    """The settled ones among `in_flight` (job id -> entry); the rest are still queued or running.
+    `missing` remembers since when a job's hash was seen gone (the caller keeps it between checks)."""
     items = [(job_id, *entry.split(":", 2)) for job_id, entry in in_flight.items()]
     pipe = redis.pipeline(transaction=False)
     for job_id, source, sid, _ in items:
-        pipe.hget(keys.recording_key(source, sid), "archived_at")
+        # The job first: one that finishes between the two reads is then seen archived, not "finished".
         pipe.hget(f"rq:job:{job_id}", "status")
+        pipe.exists(f"rq:job:{job_id}")
+        pipe.hget(keys.recording_key(source, sid), "archived_at")
     replies = pipe.execute()
     settled, unsure = [], []
-    for (job_id, source, sid, account), archived, raw_status in zip(items, replies[::2], replies[1::2], strict=True):
+    now = time.monotonic()
+    for (job_id, source, sid, account), raw_status, exists, archived in zip(
+        items, replies[::3], replies[1::3], replies[2::3], strict=True
+    ):
         status = raw_status.decode() if raw_status else None
         if archived:
             settled.append(Settled(job_id, source, sid, account, "archived"))
-        elif status is None or status in _FAILED or status == "finished":
+            missing.pop(job_id, None)
+        elif status in _FAILED or status == "finished":
             unsure.append((job_id, source, sid, account, status))
+        elif not exists and now - missing.setdefault(job_id, now) > MISSING_GRACE_SECONDS:
+            # Gone for a while, not just between two writes of its hash: it will not run.
+            unsure.append((job_id, source, sid, account, None))
+    for job_id, *_ in unsure:
+        missing.pop(job_id, None)
     return settled + [_explained(redis, *entry) for entry in unsure]
 
 
