@@ -8,7 +8,8 @@ recordings split over voice, video, media and legacy, one a minute from 2020-01-
 with its output piped: SIGINT once --interrupt-at of the recordings are archived, then the same
 command again, which resumes. Prints both runs' output (plain progress lines, final report), each
 run's peak RSS (sampled every 50 ms with psutil) and time, and checks that every recording was
-archived exactly once: one media file each in storage, one "done" job on each one's timeline.
+archived exactly once: one media file each in storage, one "done" job on each one's timeline
+(transient failures retried before it are allowed), none "already archived" or "recovered".
 A manual run, not part of the default suite.
 """
 
@@ -104,7 +105,8 @@ def _check(redis: Redis, storage: Path, seeded: dict[str, list[str]]) -> list[st
             pipe.lrange(keys.timeline_key(source, sid), 0, -1)
         for sid, timeline in zip(sids, pipe.execute(), strict=True):
             outcomes = [e.get("outcome") for e in map(json.loads, timeline) if e.get("kind") == "job"]
-            if outcomes != ["done"]:
+            # A transient failure then a retry that archives is fine; two archives are not.
+            if outcomes.count("done") != 1 or {"already archived", "recovered"} & set(outcomes):
                 problems.append(f"{source} {sid}: job outcomes {outcomes}")
     return problems
 
