@@ -66,6 +66,8 @@ class Overview:
     spool: dict[str, int]
     reconcile: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)
+    # The backlog export's progress as `recording-receiver export` writes it (running, stopped, finished).
+    export: dict[str, Any] | None = None
 
     @property
     def callbacks_5min(self) -> int:
@@ -83,7 +85,7 @@ class Overview:
             "queue": self.queue.to_json(), "failed_last_hour": self.failed_last_hour,
             "workers_alive": self.workers_alive, "worker_processes": self.worker_processes,
             "busy_workers": self.busy_workers, "jobs": self.jobs, "twilio_responses": self.twilio_responses,
-            "spool": self.spool, "spool_depth": self.spool_depth, "reconcile": self.reconcile,
+            "spool": self.spool, "spool_depth": self.spool_depth, "reconcile": self.reconcile, "export": self.export,
         }
 
 
@@ -97,7 +99,9 @@ def load(redis: Redis, queue_name: str, failed: FailureIndex, now: float | None 
         pipe.hgetall(stats.minute("signature_failures", minute * 60))
     for key in (stats.CALLBACKS, stats.SIGNATURE_FAILURES, stats.JOBS, stats.TWILIO_RESPONSES, stats.SPOOL, keys.RECONCILE_LAST):
         pipe.hgetall(key)
+    pipe.hgetall(keys.EXPORT_RUN)
     replies = pipe.execute()
+    export = mapping(replies.pop())
     callback_buckets = [mapping(r) for r in replies[:LOOKBACK_MINUTES]]
     signature_buckets = [mapping(r) for r in replies[LOOKBACK_MINUTES:LOOKBACK_MINUTES + MINUTES]]
     totals, signatures, jobs, twilio, spool, reconcile = (mapping(r) for r in replies[LOOKBACK_MINUTES + MINUTES:])
@@ -118,6 +122,7 @@ def load(redis: Redis, queue_name: str, failed: FailureIndex, now: float | None 
         twilio_responses={k: integer(v) for k, v in sorted(twilio.items())},
         spool={k: integer(v) for k, v in sorted(spool.items())},
         reconcile=_reconcile(reconcile),
+        export=_export(export),
     )
 
 
@@ -175,6 +180,20 @@ def _reconcile(raw: dict[str, str]) -> dict[str, Any] | None:
             decoded = value
         result[name] = decoded
     result["at"] = _moment(raw.get("at", ""))
+    return result
+
+
+def _export(raw: dict[str, str]) -> dict[str, Any] | None:
+    """The export's progress: counts as numbers, `rows` (per source and account) decoded."""
+    if not raw:
+        return None
+    result: dict[str, Any] = dict(raw)
+    try:
+        rows = json.loads(raw.get("rows") or "[]")
+    except ValueError:
+        rows = []
+    result["rows"] = rows if isinstance(rows, list) else []
+    result["updated_at"] = optional_number(raw.get("updated_at", ""))
     return result
 
 

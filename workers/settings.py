@@ -68,6 +68,8 @@ class WorkerSettings(SharedSettings):
     reconcile_sources: str = "voice,video,media,legacy"
     # Requested list page size; clamped to each API's own maximum (video's is 100).
     reconcile_page_size: int = Field(default=1000, ge=1)
+    # Export (`export`): at most this many of its jobs queued and not settled at once (back-pressure).
+    export_max_in_flight: int = Field(default=1000, ge=1)
 
     # Deleting at Twilio: `off`, or `after-archive` (each recording's stored copy re-verified first).
     delete_at_twilio: Literal["off", "after-archive"] = "off"

@@ -93,3 +93,15 @@ DELETION_MARK_TTL_SECONDS = 90 * 24 * 3600
 
 # Hash: SID (a recording's, or a call's, conference's or room's) -> JSON {by, reason, at}.
 HOLDS = f"{PREFIX}:holds"
+
+# The backlog export (`recording-receiver export`): one at a time, resumable. RUN is a hash the
+# console shows (state, window, totals, throughput, ETA, `rows` as JSON); ROWS holds each account
+# and source's counts and cursor (field "{source}:{account}", JSON); CAUSES counts failures by
+# cause; IN_FLIGHT maps each queued job id not settled yet to "{source}:{sid}:{account}".
+EXPORT_RUN = f"{PREFIX}:export:run"
+EXPORT_ROWS = f"{PREFIX}:export:rows"
+EXPORT_CAUSES = f"{PREFIX}:export:causes"
+EXPORT_IN_FLIGHT = f"{PREFIX}:export:in_flight"
+EXPORT_LOCK = f"{PREFIX}:export:lock"
+# A dry run's count of recordings to queue, per plan: the real run's ETA before its listing ends.
+EXPORT_ESTIMATES = f"{PREFIX}:export:estimates"

@@ -64,6 +64,9 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "workers.jobs": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.storage",
                      "workers.encryption", "workers.outbound"),
     "workers.reconcile": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.jobs"),
+    # The backlog export: the reconciler's listing and queueing, run to the end of a window.
+    "workers.export": ("receiver.kernel", "workers.failures", "workers.settings", "workers.twilio_rest", "workers.jobs",
+                       "workers.reconcile"),
     "workers.runtime": ("receiver.kernel", "workers.failures", "workers.settings", "workers.jobs", "workers.reconcile",
                         "workers.storage"),
     # The composition root: the one room that sees every other (it builds each role's parts).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from .records import (
     VideoRecording,
     VoiceRecording,
 )
+from .timefmt import parse_datetime
 from .video_routes import video_json
 from .voice_routes import voice_json
 
@@ -89,6 +91,22 @@ async def add_recording(request: Request) -> Response:
     return JSONResponse(public_json(record, public_base(request), state.media_size), status_code=201)
 
 
+async def add_many(request: Request) -> Response:
+    """{"count": N, "oldest": ISO time, "step_seconds": s, "account_sid": …}: a backlog in one call."""
+    state = standin_state(request)
+    data = await _body(request)
+    try:
+        count = int(data.pop("count"))
+        oldest = parse_datetime(str(data.pop("oldest")))
+        step = timedelta(seconds=float(data.pop("step_seconds", 1)))
+        added = state.add_many(request.path_params["kind"], count, oldest, step, **data)
+    except KeyError as exc:
+        raise ApiError(400 if "count" in str(exc) or "oldest" in str(exc) else 404, str(exc)) from exc
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, str(exc)) from exc
+    return JSONResponse({"added": len(added), "sids": [r.sid for r in added]}, status_code=201)
+
+
 async def add_account(request: Request) -> Response:
     data = await _body(request)
     account = standin_state(request).add_account(data.get("sid"), data.get("auth_token"))
@@ -140,6 +158,7 @@ routes = [
     Route("/_standin/faults", clear_faults, methods=["DELETE"]),
     Route("/_standin/reset", reset, methods=["POST"]),
     Route("/_standin/recordings/{kind}", add_recording, methods=["POST"]),
+    Route("/_standin/recordings/{kind}/bulk", add_many, methods=["POST"]),
     Route("/_standin/accounts", add_account, methods=["POST"]),
     Route("/_standin/accounts/{account_sid}/keys", add_api_key, methods=["POST"]),
     Route("/_standin/public_keys", add_public_key, methods=["POST"]),

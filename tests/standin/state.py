@@ -218,6 +218,11 @@ class StandinState:
             raise KeyError(f"unknown recording kind {kind!r}; use one of {sorted(adders)}")
         return adders[kind](**overrides)
 
+    def add_many(self, kind: str, count: int, oldest: datetime, step: timedelta, **overrides: Any) -> list[Recording]:
+        """`count` recordings of one kind, created `step` apart from `oldest` on: a backlog to export."""
+        with self.lock:
+            return [self.add(kind, date_created=oldest + i * step, **overrides) for i in range(count)]
+
     def add_transcription(self, recording_sid: str, status: str = "in-progress") -> Transcription:
         """A transcription of a voice recording, `in-progress` until a test says otherwise."""
         with self.lock:

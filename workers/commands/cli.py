@@ -1,4 +1,4 @@
-"""The `recording-receiver` command: up, serve, worker, admin, reconcile, simulate, check, hold, release, holds, deletions."""
+"""The `recording-receiver` command: up, serve, worker, admin, reconcile, export, simulate, check, hold, release, holds, deletions."""
 
 from __future__ import annotations
 
@@ -232,6 +232,22 @@ def reconcile(sources: tuple[str, ...], since: str | None, accounts: tuple[str, 
     report = reconciler.run_once(settings, sources=list(sources), since=since, accounts=list(accounts))
     click.echo(report.render())
     sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.option("--since", required=True, help="ISO 8601 date or datetime: the oldest recordings to export.")
+@click.option("--until", default=None, help="ISO 8601 date or datetime: the newest (default: now).")
+@click.option("--source", "sources", multiple=True, type=click.Choice(["voice", "video", "media", "legacy"]), help="Repeatable; default all.")
+@click.option("--account", "accounts", multiple=True, help="Account SID (repeatable); default all configured.")
+@click.option("--dry-run", is_flag=True, help="List and count per source and account; queue nothing.")
+@click.option("--restart", is_flag=True, help="Start over instead of resuming a stopped export of the same window.")
+def export(since: str, until: str | None, sources: tuple[str, ...], accounts: tuple[str, ...], dry_run: bool, restart: bool) -> None:
+    """Archive every recording Twilio lists in a window that is not archived yet (resumable)."""
+    from workers.commands import export_command
+
+    settings = _with_up_redis(_settings(WorkerSettings), err=True)
+    _redis_for(settings).close()
+    export_command.run(settings, since, until, sources, accounts, dry_run, restart)
 
 
 def _redis_for(settings: WorkerSettings) -> Redis:

@@ -100,7 +100,7 @@ def _reconcile(ctx: WorkerContext, account: Account, source: Source, start: date
         row.since = since = start or usual_start
         tracker = Tracker(timedelta(seconds=settings.reconcile_overlap_seconds), hold_floor=lookback_start)
         listing = api_for(source).list_recordings(ctx, account, since, backoff)
-        for batch in _batches(listing, BATCH):
+        for batch in batches(listing, BATCH):
             _settle(ctx, account, source, since, batch, row, tracker)
         mark = tracker.next_mark()
         # A --since later than the usual start left a gap this pass never listed: keep the mark.
@@ -108,13 +108,13 @@ def _reconcile(ctx: WorkerContext, account: Account, source: Source, start: date
             stored = marks.advance(account.sid, source.value, mark)
         row.watermark = stored
     except Exception as exc:
-        row.error = _describe(exc)
+        row.error = describe(exc)
     row.backoffs = backoff.waits
     log.info("reconciled", **{k: v for k, v in row.as_dict().items() if v is not None})
     return row
 
 
-def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
+def batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
     batch: list[T] = []
     for item in items:
         batch.append(item)
@@ -147,6 +147,21 @@ def _settle(
 
 
 def _queue_missing(ctx: WorkerContext, events: list[RecordingEvent], row: Row) -> None:
+    for event, verdict in queue_missing(ctx, events):
+        if verdict == "deleted":
+            row.deleted += 1
+        elif verdict != "known":
+            row.missing += 1
+            if verdict == Outcome.QUEUED.value:
+                row.queued += 1
+            else:
+                row.duplicates += 1
+            row.found.append((event.sid, event.status.value, verdict))
+
+
+def queue_missing(ctx: WorkerContext, events: list[RecordingEvent]) -> Iterator[tuple[RecordingEvent, str]]:
+    """Each event with what became of it: "known" (its ledger entry exists), "deleted" (by us, at
+    Twilio), else queued through the shared dedupe: "queued" or "duplicate". Also the export's."""
     if not events:
         return
     # A plain read first, so known recordings do not get a "duplicate" line on every pass. One we
@@ -159,20 +174,14 @@ def _queue_missing(ctx: WorkerContext, events: list[RecordingEvent], row: Row) -
     replies = pipe.execute()
     for event, known, deleted_by_us in zip(events, replies[::2], replies[1::2], strict=True):
         if deleted_by_us:
-            row.deleted += 1
-            continue
-        if known:
-            continue
-        row.missing += 1
-        result = ctx.enqueuer.submit(event)
-        if result.outcome is Outcome.QUEUED:
-            row.queued += 1
+            yield event, "deleted"
+        elif known:
+            yield event, "known"
         else:
-            row.duplicates += 1
-        row.found.append((event.sid, event.status.value, result.outcome.value))
+            yield event, ctx.enqueuer.submit(event).outcome.value
 
 
-def _describe(exc: Exception) -> str:
+def describe(exc: Exception) -> str:
     failure = failures.classify(exc)
     if failure is not None:
         return f"{failure.kind}: {failure.reason}"

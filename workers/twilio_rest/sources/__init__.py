@@ -75,9 +75,12 @@ class SourceApi(Protocol):
         """The source's own DELETE of the recording at Twilio; Twilio's error answers (a 404
         included) raise TwilioRestException."""
 
-    def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
-        """The account's recordings created at or after `since` (all when None), newest first where
-        the API allows. May yield a few older ones where the API filters by day only."""
+    def list_recordings(
+        self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff, until: datetime | None = None
+    ) -> Iterator[Listed]:
+        """The account's recordings created at or after `since` (all when None) and at or before
+        `until` (when given), newest first. May yield a few outside the window where the API filters
+        by day only, or not at all: callers filter by `date_created` too."""
 
 
 REGISTRY: dict[Source, SourceApi] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from receiver.kernel.events import Status
@@ -58,12 +58,17 @@ class LegacyApi:
         url = f"{_root(ctx.settings.twilio_api_base_url, account.sid)}/{sid}"
         rest_calls.delete(ctx.rest.client(account), url, accept=rest_calls.XML)
 
-    def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
+    def list_recordings(
+        self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff, until: datetime | None = None
+    ) -> Iterator[Listed]:
         # Pages are numbered (no tokens in 2008); DateCreated>= takes a day, so a few older ones come too.
         url = _root(ctx.settings.twilio_api_base_url, account.sid)
         params: dict[str, Any] = {"PageSize": min(ctx.settings.reconcile_page_size, MAX_PAGE_SIZE)}
         if since is not None:
             params["DateCreated>"] = since.date().isoformat()
+        if until is not None:
+            # A date bound is its midnight: the next day's keeps all of `until`'s day in.
+            params["DateCreated<"] = (until.date() + timedelta(days=1)).isoformat()
         client = ctx.rest.client(account)
         page = 0
         while True:

@@ -62,8 +62,11 @@ class MediaApi:
         # reads a 404 or 410 here as "nothing to delete at Twilio").
         rest_calls.delete(ctx.rest.client(account), f"{ctx.settings.twilio_media_base_url}/v1/MediaRecordings/{sid}")
 
-    def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
-        # The list has no date filter: newest first, and stop paging at the first one before `since`.
+    def list_recordings(
+        self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff, until: datetime | None = None
+    ) -> Iterator[Listed]:
+        # The list has no date filter: newest first, and stop paging at the first one before `since`
+        # (those after `until` are paged through and left to the caller's own filter).
         base = ctx.settings.twilio_media_base_url
         params = {"Order": "desc", "PageSize": min(ctx.settings.reconcile_page_size, MAX_PAGE_SIZE)}
         client = ctx.rest.client(account)

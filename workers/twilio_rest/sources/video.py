@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from receiver.kernel.events import Status
@@ -65,13 +65,18 @@ class VideoApi:
         # Twilio deletes the media and keeps the metadata 30 days with status "deleted".
         rest_calls.delete(ctx.rest.client(account), f"{ctx.settings.twilio_video_base_url}/v1/Recordings/{sid}")
 
-    def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
+    def list_recordings(
+        self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff, until: datetime | None = None
+    ) -> Iterator[Listed]:
         # No Status filter: in-flight recordings must be seen too, to hold the watermark back.
         # Without one Twilio leaves out the deleted ones, which would never be queued anyway.
         base = ctx.settings.twilio_video_base_url
         params: dict[str, Any] = {"PageSize": min(ctx.settings.reconcile_page_size, MAX_PAGE_SIZE)}
         if since is not None:
             params["DateCreatedAfter"] = iso_z(since)
+        if until is not None:
+            # DateCreatedBefore is exclusive: the next second keeps `until` itself in.
+            params["DateCreatedBefore"] = iso_z(until.replace(microsecond=0) + timedelta(seconds=1))
         client = ctx.rest.client(account)
         for page in paging.walk(client, f"{base}/v1/Recordings", params, paging.next_v1(base), backoff):
             for item in paging.records(page, "recordings"):

@@ -87,13 +87,18 @@ class VoiceApi:
         url = f"{ctx.settings.twilio_api_base_url}/2010-04-01/Accounts/{account.sid}/Recordings/{sid}.json"
         rest_calls.delete(ctx.rest.client(account), url)
 
-    def list_recordings(self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff) -> Iterator[Listed]:
+    def list_recordings(
+        self, ctx: RestContext, account: Account, since: datetime | None, backoff: Backoff, until: datetime | None = None
+    ) -> Iterator[Listed]:
         # Soft-deleted ones too, so a recording deleted before we archived it is seen and reported.
         base = ctx.settings.twilio_api_base_url
         params: dict[str, Any] = {"IncludeSoftDeleted": "true", "PageSize": min(ctx.settings.reconcile_page_size, MAX_PAGE_SIZE)}
         if since is not None:
             # On the wire "DateCreated%3E=…", which Twilio reads as DateCreated>=.
             params["DateCreated>"] = iso_z(since)
+        if until is not None:
+            # "DateCreated%3C=…": on or before, to the second.
+            params["DateCreated<"] = iso_z(until)
         url = f"{base}/2010-04-01/Accounts/{account.sid}/Recordings.json"
         for page in paging.walk(ctx.rest.client(account), url, params, paging.next_2010(base), backoff):
             for item in paging.records(page, "recordings"):
