@@ -21,7 +21,7 @@ from tests.conftest import ACCOUNT_SID, Receiver
 from tests.e2e.test_voice_pipeline import callback
 from tests.faults.test_faults_worker import ROOT, _worker_env
 from tests.support.s3_faults import Faults, FaultyS3
-from tests.support.s3_server import CREDENTIALS
+from tests.support.s3_server import CREDENTIALS, isolate_aws, no_machine_aws
 from tests.support.s3_server import client as s3_client
 from tests.support.servers import wait_for, wait_for_count
 from workers.commands.settings import Settings
@@ -36,13 +36,7 @@ PREFIX = "archive"
 def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[FaultyS3, str]]:
     """A faulty S3 server of this test's own, a fresh versioned bucket on it, and this process's
     AWS settings pointed at the test keys only."""
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_aws(monkeypatch, tmp_path, CREDENTIALS)
     with FaultyS3(seed=17) as server:
         bucket = f"chaos-{uuid.uuid4().hex[:12]}"
         server.make_bucket(bucket)
@@ -72,8 +66,7 @@ def test_a_connection_storage_cuts_is_a_failure_a_retry_fixes(s3: tuple[FaultyS3
 def _worker_s3_env(settings: Settings, standin: Any, server: FaultyS3, bucket: str, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in _worker_env(settings, standin, RETRY_BASE_SECONDS="1").items() if not k.startswith("AWS_")}
     env.update(STORAGE_URL=f"s3://{bucket}/{PREFIX}", STORAGE_ENDPOINT_URL=server.endpoint, **CREDENTIALS,
-               AWS_CONFIG_FILE=str(tmp / "no-aws-config"), AWS_SHARED_CREDENTIALS_FILE=str(tmp / "no-aws-credentials"),
-               AWS_EC2_METADATA_DISABLED="true")
+               **no_machine_aws(tmp))
     return env
 
 

@@ -18,6 +18,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from types_boto3_s3 import S3Client
 
 # Keys moto accepts while its IAM checks are off (the default); never real ones.
@@ -145,13 +147,7 @@ def s3_server() -> Iterator[GatedMotoServer]:
 def bucket(s3_server: GatedMotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Bucket]:
     """A new versioned bucket, this process's AWS credentials pointed at the test keys (no
     profile or config file of the machine's is read), and the gate reset afterwards."""
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_aws(monkeypatch, tmp_path, CREDENTIALS)
     made = Bucket(s3_server, f"rec-{uuid.uuid4().hex[:12]}")
     s3 = made.client()
     s3.create_bucket(Bucket=made.name)
@@ -164,9 +160,23 @@ def bucket(s3_server: GatedMotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path
 
 def worker_env(base: dict[str, str], made: Bucket, tmp_path: Any) -> dict[str, str]:
     env = {k: v for k, v in base.items() if not k.startswith("AWS_")}
-    env.update(made.env(), AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"), AWS_EC2_METADATA_DISABLED="true")
+    env.update(made.env(), **no_machine_aws(tmp_path))
     return env
 
 
-__all__ = ["Bucket", "GatedMotoServer", "bucket", "s3_server", "worker_env"]
+def no_machine_aws(tmp_path: Path) -> dict[str, str]:
+    """Environment that keeps botocore off this machine's AWS files and instance metadata."""
+    return {"AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"), "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def isolate_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, credentials: dict[str, str] | None) -> None:
+    """This process's AWS settings: the given keys (or none at all), no profile, session or
+    endpoint from outside, and nothing of the machine's (see `no_machine_aws`)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**(credentials or {}), **no_machine_aws(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+
+
+__all__ = ["Bucket", "GatedMotoServer", "bucket", "isolate_aws", "no_machine_aws", "s3_server", "worker_env"]

@@ -18,7 +18,7 @@ from receiver.kernel import keys
 from tests.conftest import ACCOUNT_SID
 from tests.standin.media import wav_header
 from tests.support.console.helpers import TOKEN, sid, sign_in
-from tests.support.s3_server import Bucket, bucket, s3_server
+from tests.support.s3_server import Bucket, bucket, isolate_aws, s3_server
 from tests.support.servers import free_port
 from workers.commands.settings import Settings
 from workers.storage import open_store, record
@@ -233,11 +233,7 @@ def test_storage_the_console_cannot_read_is_a_line_on_the_page_not_an_error_page
     console_settings: Callable[..., Settings], start_console: Callable[[Settings], str], redis: Redis,
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_aws(monkeypatch, tmp_path, credentials=None)
     settings = console_settings(storage_url="s3://somewhere/archive", storage_endpoint_url=f"http://127.0.0.1:{free_port()}")
     rec = sid("RE", 9)
     place = Keys.of("voice", ACCOUNT_SID, rec, "wav")
